@@ -1,0 +1,100 @@
+//! The command line: parsed by clap, turned into a typed config, then handed to [`crate::run`].
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Out-of-core splice-site meta-models under a memory budget.
+#[derive(Debug, Parser)]
+#[command(name = "spliceboost", version, about, propagate_version = true)]
+pub struct Cli {
+    /// No progress bars and no stage table on standard error.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Config overrides shared by every command.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Overrides {
+    /// Set any config key, e.g. `--set memory.scan=64MiB` (repeatable).
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE", global = true)]
+    pub set: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the job a config file describes.
+    Run {
+        config: PathBuf,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+    /// Check a config file and print it with every default and budget filled in.
+    CheckConfig {
+        config: PathBuf,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+    /// Summarise a dataset in one streaming pass under the scan budget.
+    Inspect {
+        /// Directory, Parquet file or glob (default: `dataset.path` of --config).
+        dataset: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Print one JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Also write run_summary.json here.
+        #[arg(long, value_name = "FILE")]
+        summary: Option<PathBuf>,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+    /// Write a synthetic dataset in MetaSpliceAI's layout.
+    Synth {
+        /// The dataset directory to create (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 1000)]
+        genes: usize,
+        #[arg(long, default_value_t = crate::config::default_rows_per_gene())]
+        rows_per_gene: usize,
+        /// k-mer length of the count columns (0 for none).
+        #[arg(long, default_value_t = crate::config::default_k())]
+        kmer: usize,
+        #[arg(long, default_value_t = crate::config::default_genes_per_file())]
+        genes_per_file: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Also write the 501-nt `sequence` column.
+        #[arg(long)]
+        with_sequence: bool,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long, value_name = "FILE")]
+        summary: Option<PathBuf>,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+    /// Run SQL over a dataset (registered as table `dataset`).
+    Query {
+        sql: String,
+        /// Directory, Parquet file or glob (default: `dataset.path` of --config).
+        #[arg(long)]
+        dataset: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Write the result to FILE.parquet or FILE.csv instead of printing it.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Rows to print at most.
+        #[arg(long, default_value_t = 1000)]
+        max_rows: usize,
+        #[arg(long, value_name = "FILE")]
+        summary: Option<PathBuf>,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+}

@@ -1,0 +1,62 @@
+//! Reading datasets and writing outputs without ever holding more than a budget allows.
+//!
+//! - [`Dataset`] finds a dataset's Parquet files, checks that they agree on their schema and
+//!   decides each column's role (label, group, feature, metadata).
+//! - [`Scan`] streams projected columns out of memory-mapped files, one row group at a time,
+//!   in batches sized from a [`MemoryReservation`](crate::memory::MemoryReservation).
+//! - [`write_atomic`] writes every output under a temporary name and renames it into place,
+//!   so a failed run never leaves a half-written file behind.
+
+pub(crate) mod dataset;
+mod scan;
+mod values;
+
+pub use dataset::{ColumnRoles, DataFile, Dataset, Feature, FeatureType, LabelKind, METADATA_COLUMNS};
+pub use scan::{plan_batch_rows, Scan, ScanBatch, ScanBuilder, ScanPlan, MIN_BATCH_ROWS};
+pub use values::{decode_labels, to_f32, GeneIndex, CLASS_NAMES};
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+
+/// Writes `path` through a temporary file in the same directory, renamed into place only
+/// when `fill` succeeds.
+pub fn write_atomic<T>(
+    path: &Path,
+    fill: impl FnOnce(&mut std::io::BufWriter<&mut std::fs::File>) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".spliceboost-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    let out = {
+        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
+        let out = fill(&mut w)?;
+        w.flush()?;
+        out
+    };
+    tmp.as_file().sync_all().ok();
+    // Temporary files are private; the finished output is an ordinary file.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .ok();
+    }
+    tmp.persist(path)
+        .with_context(|| format!("cannot move the finished file to {}", path.display()))?;
+    Ok(out)
+}
+
+/// [`write_atomic`] for bytes already in memory.
+pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    write_atomic(path, |w| Ok(w.write_all(bytes)?))
+}

@@ -1,0 +1,339 @@
+//! Budgeted, memory-mapped scans of a dataset.
+
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::ProjectionMask;
+
+use super::dataset::{Dataset, MappedParquet};
+use crate::error::InputError;
+use crate::memory::{MemoryError, MemoryReservation};
+
+/// The smallest batch a scan will plan before it declares the budget too small.
+pub const MIN_BATCH_ROWS: usize = 1024;
+/// Larger batches stop paying for themselves; the rest of a budget is better left free.
+pub const DEFAULT_MAX_BATCH_ROWS: usize = 64 * 1024;
+/// What one column's reader holds besides the batch: a decompressed page, its levels and
+/// dictionary. Writers cut pages at about 1 MiB, and never beyond a column chunk.
+const PAGE_ALLOWANCE: u64 = 1 << 20;
+const COLUMN_OVERHEAD: u64 = 16 << 10;
+
+/// How a scan uses its budget: fixed reader buffers plus `row_bytes` per row of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanPlan {
+    pub batch_rows: usize,
+    pub fixed_bytes: u64,
+    pub row_bytes: u64,
+}
+
+impl ScanPlan {
+    /// Bytes the plan reserves.
+    pub fn bytes(&self) -> u64 {
+        self.fixed_bytes + self.row_bytes * self.batch_rows as u64
+    }
+}
+
+/// The largest batch (up to `max_rows`) whose rows and fixed buffers fit in `available`, or
+/// `None` when not even `min(MIN_BATCH_ROWS, max_rows)` rows fit.
+pub fn plan_batch_rows(available: u64, fixed_bytes: u64, row_bytes: u64, max_rows: usize) -> Option<usize> {
+    let max_rows = max_rows.max(1);
+    let min_rows = MIN_BATCH_ROWS.min(max_rows);
+    let row_bytes = row_bytes.max(1);
+    let room = available.checked_sub(fixed_bytes)?;
+    let rows = (room / row_bytes).min(max_rows as u64) as usize;
+    (rows >= min_rows).then_some(rows)
+}
+
+/// One batch of a scan, with where it came from.
+#[derive(Debug, Clone)]
+pub struct ScanBatch {
+    /// Index into [`Dataset::files`].
+    pub file: usize,
+    pub row_group: usize,
+    /// Row number, within its file, of the batch's first row.
+    pub first_row: u64,
+    /// The projected columns, in the order they were asked for.
+    pub batch: RecordBatch,
+}
+
+/// Sets up a [`Scan`]: which columns and files, and how much memory beyond the decoded
+/// columns the caller needs per row.
+#[derive(Debug, Clone)]
+pub struct ScanBuilder<'a> {
+    dataset: &'a Dataset,
+    columns: Vec<String>,
+    files: Vec<usize>,
+    extra_row_bytes: u64,
+    max_batch_rows: usize,
+    max_bytes: u64,
+}
+
+impl Dataset {
+    /// Starts a scan of all files and (until [`ScanBuilder::with_columns`]) all columns.
+    pub fn scan(&self) -> ScanBuilder<'_> {
+        ScanBuilder {
+            dataset: self,
+            columns: self.schema.fields().iter().map(|f| f.name().clone()).collect(),
+            files: (0..self.files.len()).collect(),
+            extra_row_bytes: 0,
+            max_batch_rows: DEFAULT_MAX_BATCH_ROWS.min(self.max_row_group_rows.max(1) as usize),
+            max_bytes: u64::MAX,
+        }
+    }
+}
+
+impl<'a> ScanBuilder<'a> {
+    /// Reads only these columns, returned in this order.
+    pub fn with_columns<S: AsRef<str>>(mut self, columns: &[S]) -> Self {
+        self.columns = columns.iter().map(|c| c.as_ref().to_string()).collect();
+        self
+    }
+
+    /// Reads only these files (indices into [`Dataset::files`]), in this order.
+    pub fn with_files(mut self, files: Vec<usize>) -> Self {
+        self.files = files;
+        self
+    }
+
+    /// Bytes per row the caller allocates while it holds a batch (its own decoded copies).
+    pub fn with_extra_row_bytes(mut self, bytes: u64) -> Self {
+        self.extra_row_bytes = bytes;
+        self
+    }
+
+    /// An upper bound on batch rows (never above the largest row group).
+    pub fn with_max_batch_rows(mut self, rows: usize) -> Self {
+        self.max_batch_rows = rows.clamp(1, self.dataset.max_row_group_rows.max(1) as usize);
+        self
+    }
+
+    /// Uses at most `bytes` of the stage's budget: for scans that run side by side.
+    pub fn with_max_bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = bytes;
+        self
+    }
+
+    /// The plan this scan would use with `available` bytes, without reserving them.
+    pub fn plan(&self, available: u64) -> Result<ScanPlan, (u64, ScanPlan)> {
+        let ds = self.dataset;
+        let mut fixed = 0u64;
+        let mut row = self.extra_row_bytes;
+        for name in &self.columns {
+            let Ok(i) = ds.schema.index_of(name) else { continue };
+            fixed += ds.max_chunk_bytes[i].min(PAGE_ALLOWANCE) + COLUMN_OVERHEAD;
+            let dt = ds.schema.field(i).data_type();
+            // Decoded width, plus a validity bit rounded up to a byte, doubled for the
+            // builder the reader fills before it hands the array over.
+            let width = dt
+                .primitive_width()
+                .map_or(ds.bytes_per_row[i].ceil() as u64 + 8, |w| w as u64);
+            row += 2 * (width + 1);
+        }
+        let min_rows = MIN_BATCH_ROWS.min(self.max_batch_rows);
+        match plan_batch_rows(available, fixed, row, self.max_batch_rows) {
+            Some(batch_rows) => Ok(ScanPlan {
+                batch_rows,
+                fixed_bytes: fixed,
+                row_bytes: row,
+            }),
+            None => {
+                let smallest = ScanPlan {
+                    batch_rows: min_rows,
+                    fixed_bytes: fixed,
+                    row_bytes: row,
+                };
+                Err((smallest.bytes(), smallest))
+            }
+        }
+    }
+
+    /// The smallest reservation this scan can work with, and what it is for.
+    pub fn min_bytes(&self) -> (u64, String) {
+        let smallest = match self.plan(0) {
+            Ok(p) => p,
+            Err((_, p)) => p,
+        };
+        (
+            smallest.bytes(),
+            format!(
+                "page buffers for {} columns and {}-row batches",
+                self.columns.len(),
+                smallest.batch_rows
+            ),
+        )
+    }
+
+    /// Plans the batch size from what `parent`'s stage has left, reserves it on a sibling
+    /// reservation held by the scan, and checks the columns exist.
+    pub fn build(self, parent: &MemoryReservation) -> Result<Scan<'a>, anyhow::Error> {
+        for name in &self.columns {
+            if self.dataset.schema.index_of(name).is_err() {
+                return Err(InputError::new("no such column in the dataset")
+                    .column(name)
+                    .hint("`spliceboost inspect` lists the columns")
+                    .into());
+            }
+        }
+        let plan = match self.plan(parent.available().min(self.max_bytes)) {
+            Ok(plan) => plan,
+            Err((needed, smallest)) => {
+                return Err(MemoryError::TooSmall {
+                    stage: parent.stage().to_string(),
+                    key: parent.key().to_string(),
+                    needed: needed + (parent.budget() - parent.available()),
+                    budget: parent.budget(),
+                    what: format!(
+                        "page buffers for {} columns and {}-row batches",
+                        self.columns.len(),
+                        smallest.batch_rows
+                    ),
+                }
+                .into())
+            }
+        };
+        let mut reservation = parent.new_empty();
+        reservation.try_grow(plan.bytes())?;
+        Ok(Scan {
+            builder: self,
+            plan,
+            _reservation: reservation,
+            next_file: 0,
+            current: None,
+        })
+    }
+}
+
+struct OpenFile {
+    index: usize,
+    mapped: MappedParquet,
+    mask: ProjectionMask,
+    order: Vec<usize>,
+    row_group: usize,
+    first_row: u64,
+    reader: Option<ParquetRecordBatchReader>,
+}
+
+/// An iterator of [`ScanBatch`]es holding its reservation until dropped. One file is mapped
+/// at a time; each row group's pages are handed back to the kernel once read.
+pub struct Scan<'a> {
+    builder: ScanBuilder<'a>,
+    plan: ScanPlan,
+    _reservation: MemoryReservation,
+    next_file: usize,
+    current: Option<OpenFile>,
+}
+
+impl Scan<'_> {
+    pub fn plan(&self) -> ScanPlan {
+        self.plan
+    }
+
+    fn open_next(&mut self) -> Result<bool, InputError> {
+        let Some(&index) = self.builder.files.get(self.next_file) else {
+            return Ok(false);
+        };
+        self.next_file += 1;
+        let path = &self.builder.dataset.files[index].path;
+        let mapped = MappedParquet::open(path)?;
+        let schema = mapped.meta.schema().clone();
+        let mut roots: Vec<usize> = vec![];
+        for name in &self.builder.columns {
+            let i = schema.index_of(name).map_err(|_| {
+                InputError::new("column missing in this file")
+                    .file(path)
+                    .column(name)
+            })?;
+            roots.push(i);
+        }
+        let mut sorted = roots.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        // The reader returns columns in file order; `order` puts them back in asked order.
+        let order = roots
+            .iter()
+            .map(|r| sorted.binary_search(r).expect("present"))
+            .collect();
+        let mask = ProjectionMask::roots(mapped.meta.parquet_schema(), sorted);
+        self.current = Some(OpenFile {
+            index,
+            mapped,
+            mask,
+            order,
+            row_group: 0,
+            first_row: 0,
+            reader: None,
+        });
+        Ok(true)
+    }
+
+    fn step(&mut self) -> Result<Option<ScanBatch>, InputError> {
+        loop {
+            if self.current.is_none() && !self.open_next()? {
+                return Ok(None);
+            }
+            let f = self.current.as_mut().expect("opened above");
+            let path = &self.builder.dataset.files[f.index].path;
+            let n_rg = f.mapped.meta.metadata().num_row_groups();
+            if f.reader.is_none() {
+                if f.row_group >= n_rg {
+                    self.current = None;
+                    continue;
+                }
+                let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
+                    f.mapped.bytes.clone(),
+                    f.mapped.meta.clone(),
+                )
+                .with_projection(f.mask.clone())
+                .with_row_groups(vec![f.row_group])
+                .with_batch_size(self.plan.batch_rows)
+                .build()
+                .map_err(|e| corrupt(path, f.row_group, e.to_string()))?;
+                f.reader = Some(reader);
+            }
+            match f.reader.as_mut().expect("set above").next() {
+                Some(Ok(batch)) => {
+                    let batch = batch
+                        .project(&f.order)
+                        .map_err(|e| corrupt(path, f.row_group, e.to_string()))?;
+                    let out = ScanBatch {
+                        file: f.index,
+                        row_group: f.row_group,
+                        first_row: f.first_row,
+                        batch,
+                    };
+                    f.first_row += out.batch.num_rows() as u64;
+                    return Ok(Some(out));
+                }
+                Some(Err(e)) => return Err(corrupt(path, f.row_group, e.to_string())),
+                None => {
+                    f.reader = None;
+                    f.mapped.release_row_group(f.row_group);
+                    f.row_group += 1;
+                }
+            }
+        }
+    }
+}
+
+fn corrupt(path: &std::path::Path, rg: usize, why: String) -> InputError {
+    InputError::new(format!("cannot decode: {why}"))
+        .file(path)
+        .row_group(rg)
+        .hint("the file is truncated or corrupt; rewrite it")
+}
+
+impl Iterator for Scan<'_> {
+    type Item = Result<ScanBatch, InputError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.step() {
+            Ok(Some(b)) => Some(Ok(b)),
+            Ok(None) => None,
+            Err(e) => {
+                // Stop after an error rather than skip to the next file.
+                self.next_file = usize::MAX;
+                self.current = None;
+                Some(Err(e))
+            }
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! The `spliceboost` binary: parse, run, and print any error once with its causes.
+
+use clap::Parser;
+
+fn main() {
+    let cli = match spliceboost::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version land here too, with exit code 0.
+            let _ = e.print();
+            std::process::exit(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    if let Err(err) = spliceboost::run::execute(cli) {
+        eprintln!("error: {err:#}");
+        std::process::exit(spliceboost::error::exit_code(&err));
+    }
+}

@@ -1,0 +1,127 @@
+//! What training a dataset needs, worked out before any work is done.
+//!
+//! The trainer keeps O(rows) small arrays in memory and reads the binned features from a
+//! page cache on disk, one page at a time; histograms live in a pool. This module is the one
+//! place that prices those parts, so `inspect` can say which budgets work and the trainer
+//! can refuse a budget that cannot, before it starts.
+
+use serde::Serialize;
+
+/// Bytes of per-row state while one binary model trains: gradient, hessian, margin and
+/// target (`f32` each), and the row's node plus its slot in the node partition (`u32` each).
+pub const STATE_BYTES_PER_ROW: u64 = 24;
+/// Histogram bins hold a gradient and a hessian sum, as `f64`.
+pub const BIN_BYTES: u64 = 16;
+/// The smallest page of binned rows worth streaming.
+pub const MIN_PAGE_ROWS: u64 = 4096;
+
+/// The shape of a training problem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TrainShape {
+    pub rows: u64,
+    /// Columns stored one byte per row.
+    pub dense_features: u64,
+    /// Columns stored sparse (bin index and row offset per non-zero value).
+    pub sparse_features: u64,
+    /// Non-zero values over all sparse columns.
+    pub sparse_nonzeros: u64,
+    pub max_bin: u64,
+    pub max_depth: u64,
+}
+
+/// The parts a training run must hold in memory, and the cache it writes to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TrainNeeds {
+    pub state_bytes: u64,
+    pub histogram_bytes: u64,
+    pub min_page_bytes: u64,
+    pub cache_bytes: u64,
+}
+
+/// How training would run under one budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct BudgetFit {
+    pub budget_bytes: u64,
+    pub fits: bool,
+    /// The whole binned cache fits beside the state: no page is read twice from disk.
+    pub cache_in_memory: bool,
+    /// Rows per page when streaming (0 when it does not fit).
+    pub page_rows: u64,
+}
+
+impl TrainShape {
+    fn row_bytes(&self) -> f64 {
+        self.dense_features as f64 + 5.0 * self.sparse_nonzeros as f64 / self.rows.max(1) as f64
+    }
+
+    /// Prices each part.
+    pub fn needs(&self) -> TrainNeeds {
+        let per_node = (self.dense_features + self.sparse_features) * (self.max_bin + 1) * BIN_BYTES;
+        // Depth-wise growth keeps the level being split and the level being built; the
+        // subtraction trick builds only the smaller child of each pair.
+        let nodes = 1u64 << self.max_depth.min(20);
+        TrainNeeds {
+            state_bytes: self.rows * STATE_BYTES_PER_ROW,
+            histogram_bytes: per_node * nodes,
+            min_page_bytes: (MIN_PAGE_ROWS as f64 * self.row_bytes()).ceil() as u64,
+            cache_bytes: (self.rows as f64 * self.row_bytes()).ceil() as u64,
+        }
+    }
+
+    /// The smallest budget that trains this shape.
+    pub fn min_budget(&self) -> u64 {
+        let n = self.needs();
+        n.state_bytes + n.histogram_bytes + n.min_page_bytes
+    }
+
+    /// How training runs with `budget` bytes.
+    pub fn at_budget(&self, budget: u64) -> BudgetFit {
+        let n = self.needs();
+        let fixed = n.state_bytes + n.histogram_bytes;
+        let fits = budget >= self.min_budget();
+        let room = budget.saturating_sub(fixed);
+        BudgetFit {
+            budget_bytes: budget,
+            fits,
+            cache_in_memory: fits && room >= n.cache_bytes,
+            page_rows: if fits {
+                ((room as f64 / self.row_bytes().max(1.0)) as u64).min(self.rows)
+            } else {
+                0
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape() -> TrainShape {
+        TrainShape {
+            rows: 2_500_000,
+            dense_features: 124,
+            sparse_features: 0,
+            sparse_nonzeros: 0,
+            max_bin: 256,
+            max_depth: 6,
+        }
+    }
+
+    #[test]
+    fn min_budget_is_state_histograms_and_one_page() {
+        let s = shape();
+        assert_eq!(s.min_budget(), 2_500_000 * 24 + 124 * 257 * 16 * 64 + 4096 * 124);
+        assert!(!s.at_budget(s.min_budget() - 1).fits);
+        assert!(s.at_budget(s.min_budget()).fits);
+    }
+
+    #[test]
+    fn large_budget_holds_the_cache() {
+        let s = shape();
+        let fit = s.at_budget(16 << 30);
+        assert!(fit.cache_in_memory);
+        assert_eq!(fit.page_rows, s.rows);
+        assert!(!s.at_budget(128 << 20).cache_in_memory);
+    }
+}
