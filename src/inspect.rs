@@ -112,15 +112,17 @@ pub fn inspect(ds: &Dataset, res: &mut MemoryReservation) -> anyhow::Result<Insp
     let extra = 4 + 1 + 4;
     let fixed_per_worker = (features.len() * std::mem::size_of::<FeatureSummary>()) as u64 + (64 << 10);
     let threads = rayon::current_num_threads().min(ds.files.len()).max(1);
-    // As many workers as the budget can feed with full-sized batches; never fewer than one.
+    // As many workers as the budget can feed with batches of a useful size (8,192 rows, or
+    // a whole row group when groups are smaller); never fewer than one.
     let probe = ds.scan().with_columns(&columns).with_extra_row_bytes(extra);
     let (min_scan, what) = probe.min_bytes();
     res.require(fixed_per_worker + min_scan, what)?;
-    let full = probe
+    let useful = probe.clone().with_max_batch_rows(8192);
+    let per_worker = useful
         .plan(u64::MAX)
         .map_err(|_| anyhow::anyhow!("scan planning failed"))?
         .bytes();
-    let workers = ((res.available() / (full + fixed_per_worker)) as usize).clamp(1, threads);
+    let workers = ((res.available() / (per_worker + fixed_per_worker)) as usize).clamp(1, threads);
     res.try_grow(fixed_per_worker * workers as u64)?;
     let share = res.available() / workers as u64;
 
