@@ -127,56 +127,24 @@ impl Default for DatasetConfig {
 #[serde(deny_unknown_fields)]
 pub struct MemoryConfig {
     /// The run's total; stage budgets together may not exceed it.
-    #[serde(default = "default_total", deserialize_with = "size::required")]
-    pub total: ByteSize,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "size::optional"
-    )]
-    pub synth: Option<ByteSize>,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "size::optional"
-    )]
-    pub scan: Option<ByteSize>,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "size::optional"
-    )]
-    pub sketch: Option<ByteSize>,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "size::optional"
-    )]
-    pub bin: Option<ByteSize>,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "size::optional"
-    )]
-    pub train: Option<ByteSize>,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "size::optional"
-    )]
-    pub eval: Option<ByteSize>,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "size::optional"
-    )]
-    pub predict: Option<ByteSize>,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "size::optional"
-    )]
-    pub query: Option<ByteSize>,
+    #[serde(default = "default_total")]
+    pub total: Budget,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synth: Option<Budget>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan: Option<Budget>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sketch: Option<Budget>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bin: Option<Budget>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train: Option<Budget>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval: Option<Budget>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predict: Option<Budget>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<Budget>,
     /// Where the query stage spills; by default `<run.out_dir>/spill`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spill_dir: Option<PathBuf>,
@@ -200,7 +168,7 @@ impl Default for MemoryConfig {
 }
 
 impl MemoryConfig {
-    fn explicit(&self, stage: &str) -> Option<ByteSize> {
+    fn explicit(&self, stage: &str) -> Option<Budget> {
         match stage {
             "synth" => self.synth,
             "scan" => self.scan,
@@ -247,36 +215,35 @@ pub struct SynthConfig {
     pub seed: Option<u64>,
 }
 
-/// Reads a size written as a string with a unit ("512MiB", "2GiB", "64MB") or a plain
-/// number of bytes, with an error that says how to write one.
-mod size {
-    use bytesize::ByteSize;
-    use serde::{de, Deserialize, Deserializer};
+/// A memory size, written as a string with a unit ("512MiB", "2GiB", "64MB") or a plain
+/// number of bytes; a mistake says how to write one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Budget(pub ByteSize);
 
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Int(u64),
-        Text(String),
+impl Budget {
+    pub fn as_u64(self) -> u64 {
+        self.0.as_u64()
     }
+}
 
-    fn parse<E: de::Error>(raw: Raw) -> Result<ByteSize, E> {
-        match raw {
-            Raw::Int(n) => Ok(ByteSize::b(n)),
-            Raw::Text(t) => t.trim().parse::<ByteSize>().map_err(|_| {
-                E::custom(format!(
+impl<'de> Deserialize<'de> for Budget {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d).map_err(|_| D::Error::custom("expected a size such as \"512MiB\""))? {
+            Raw::Int(n) => Ok(Budget(ByteSize::b(n))),
+            Raw::Text(t) => t.trim().parse::<ByteSize>().map(Budget).map_err(|_| {
+                D::Error::custom(format!(
                     "{t:?} is not a size; write a number and a unit such as \"512MiB\", \"2GiB\" or \"64MB\""
                 ))
             }),
         }
-    }
-
-    pub fn required<'de, D: Deserializer<'de>>(d: D) -> Result<ByteSize, D::Error> {
-        parse(Raw::deserialize(d).map_err(|_| de::Error::custom("expected a size such as \"512MiB\""))?)
-    }
-
-    pub fn optional<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ByteSize>, D::Error> {
-        required(d).map(Some)
     }
 }
 
@@ -292,8 +259,8 @@ fn yes() -> bool {
 fn default_group() -> String {
     "gene_id".into()
 }
-fn default_total() -> ByteSize {
-    ByteSize::gib(2)
+fn default_total() -> Budget {
+    Budget(ByteSize::gib(2))
 }
 pub(crate) fn default_rows_per_gene() -> usize {
     250

@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::io::{decode_labels, to_f32, Dataset, FeatureType, GeneIndex, CLASS_NAMES};
 use crate::memory::{fmt_bytes, MemoryReservation};
 use crate::plan::{BudgetFit, TrainNeeds, TrainShape};
+use crate::report::combine;
 
 /// Budgets `inspect` prices training at.
 pub const BUDGETS: [u64; 6] = [64 << 20, 256 << 20, 512 << 20, 1 << 30, 4 << 30, 16 << 30];
@@ -179,8 +180,8 @@ pub fn inspect(ds: &Dataset, res: &mut MemoryReservation) -> anyhow::Result<Insp
                     st.nan_count += nan - nulls;
                     st.zero_count += zeros;
                     if lo <= hi {
-                        st.min = Some(st.min.map_or(lo as f64, |m| m.min(lo as f64)));
-                        st.max = Some(st.max.map_or(hi as f64, |m| m.max(hi as f64)));
+                        st.min = combine(st.min, Some(lo as f64), f64::min);
+                        st.max = combine(st.max, Some(hi as f64), f64::max);
                     }
                 }
             }
@@ -206,14 +207,8 @@ pub fn inspect(ds: &Dataset, res: &mut MemoryReservation) -> anyhow::Result<Insp
             s.null_count += q.null_count;
             s.nan_count += q.nan_count;
             s.zero_count += q.zero_count;
-            s.min = match (s.min, q.min) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            s.max = match (s.max, q.max) {
-                (Some(a), Some(b)) => Some(a.max(b)),
-                (a, b) => a.or(b),
-            };
+            s.min = combine(s.min, q.min, f64::min);
+            s.max = combine(s.max, q.max, f64::max);
         }
     }
     let rows: u64 = counts.iter().sum();

@@ -3,6 +3,13 @@
 use clap::Parser;
 
 fn main() {
+    // Die quietly when a reader such as `head` closes the pipe, as command-line tools do,
+    // instead of panicking on the next print.
+    #[cfg(unix)]
+    // SAFETY: called first thing, before any thread exists, to restore the default handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = match spliceboost::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -20,18 +20,20 @@ pub struct StageRecord {
     pub seconds: f64,
 }
 
+/// Combines two optional figures with `f`, keeping whichever is present when one is not.
+pub fn combine<T>(a: Option<T>, b: Option<T>, f: impl FnOnce(T, T) -> T) -> Option<T> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(f(a, b)),
+        (a, b) => a.or(b),
+    }
+}
+
 impl StageRecord {
     /// Folds another run of the same stage in: larger peaks, summed time.
     pub fn merge(&mut self, other: &StageRecord) {
         self.peak_reserved_bytes = self.peak_reserved_bytes.max(other.peak_reserved_bytes);
-        self.peak_heap_bytes = match (self.peak_heap_bytes, other.peak_heap_bytes) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
-        self.peak_rss_bytes = match (self.peak_rss_bytes, other.peak_rss_bytes) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
+        self.peak_heap_bytes = combine(self.peak_heap_bytes, other.peak_heap_bytes, u64::max);
+        self.peak_rss_bytes = combine(self.peak_rss_bytes, other.peak_rss_bytes, u64::max);
         self.seconds += other.seconds;
     }
 }
