@@ -31,6 +31,30 @@ pub enum Command {
         #[command(flatten)]
         overrides: Overrides,
     },
+    /// Train the one-vs-rest model of a config's `[train]` section (sketch, bin, train).
+    Train {
+        config: PathBuf,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+    /// Score a dataset with a trained model, writing Parquet.
+    Predict {
+        /// A model written by `train` (model.json).
+        #[arg(long)]
+        model: PathBuf,
+        /// Directory, Parquet file or glob (default: `dataset.path` of --config).
+        #[arg(long)]
+        dataset: Option<PathBuf>,
+        /// The Parquet file to write.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long, value_name = "FILE")]
+        summary: Option<PathBuf>,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
     /// Check a config file and print it with every default and budget filled in.
     CheckConfig {
         config: PathBuf,

@@ -57,6 +57,9 @@ pub struct Config {
     /// When present, `run` writes a synthetic dataset to `dataset.path` if none is there yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synth: Option<SynthConfig>,
+    /// When present, `run` (and `train`) trains a one-vs-rest boosted model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train: Option<crate::boost::TrainParams>,
 }
 
 /// Where results go and how the run behaves.
@@ -382,6 +385,9 @@ impl Config {
                 ),
             ));
         }
+        if let Some(t) = &self.train {
+            t.validate()?;
+        }
         if let Some(s) = &self.synth {
             if s.genes == 0 {
                 return Err(("synth.genes".into(), "must be at least 1".into()));
@@ -397,6 +403,14 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Where binned page caches live.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.train
+            .as_ref()
+            .and_then(|t| t.cache_dir.clone())
+            .unwrap_or_else(|| self.run.out_dir.join("cache"))
     }
 
     /// The directory the query stage spills to.

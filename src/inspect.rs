@@ -8,6 +8,7 @@ use anyhow::Context;
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::binning::SPARSE_ZERO_FRACTION;
 use crate::io::{decode_labels, to_f32, Dataset, FeatureType, GeneIndex, CLASS_NAMES};
 use crate::memory::{fmt_bytes, MemoryReservation};
 use crate::plan::{BudgetFit, TrainNeeds, TrainShape};
@@ -15,8 +16,6 @@ use crate::report::combine;
 
 /// Budgets `inspect` prices training at.
 pub const BUDGETS: [u64; 6] = [64 << 20, 256 << 20, 512 << 20, 1 << 30, 4 << 30, 16 << 30];
-/// A column whose values are at least this often zero is stored sparse.
-pub const SPARSE_ZERO_FRACTION: f64 = 0.75;
 
 /// Rows per class.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -229,6 +228,7 @@ pub fn inspect(ds: &Dataset, res: &mut MemoryReservation) -> anyhow::Result<Insp
         sparse_nonzeros: nnz,
         max_bin: 256,
         max_depth: 6,
+        threads: rayon::current_num_threads() as u64,
     };
     let metadata_columns = ds
         .schema

@@ -7,10 +7,14 @@
 //! peaks per stage ([`report`]). [`synth`] writes datasets in MetaSpliceAI's layout at any
 //! size.
 
+pub mod binning;
+pub mod boost;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod eval;
 pub mod features;
+pub mod hist;
 pub mod inspect;
 pub mod io;
 pub mod memory;
@@ -20,6 +24,8 @@ pub mod query;
 pub mod report;
 pub mod run;
 pub mod synth;
+pub mod train;
+pub mod tree;
 
 #[cfg(feature = "count-alloc")]
 #[global_allocator]

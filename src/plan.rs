@@ -12,8 +12,18 @@ use serde::Serialize;
 pub const STATE_BYTES_PER_ROW: u64 = 24;
 /// Histogram bins hold a gradient and a hessian sum, as `f64`.
 pub const BIN_BYTES: u64 = 16;
-/// The smallest page of binned rows worth streaming.
-pub const MIN_PAGE_ROWS: u64 = 4096;
+/// Rows of one page of the binned cache.
+pub const MIN_PAGE_ROWS: u64 = crate::binning::cache::PAGE_ROWS as u64;
+
+/// Histograms held at the busiest level of depth-wise growth: the parents being split, one
+/// copy per thread of the smaller children being built, and all the children.
+pub fn hist_nodes(max_depth: u64, threads: u64) -> u64 {
+    if max_depth <= 1 {
+        1 + threads
+    } else {
+        (3 + threads) << (max_depth - 2).min(20)
+    }
+}
 
 /// The shape of a training problem.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -27,6 +37,7 @@ pub struct TrainShape {
     pub sparse_nonzeros: u64,
     pub max_bin: u64,
     pub max_depth: u64,
+    pub threads: u64,
 }
 
 /// The parts a training run must hold in memory, and the cache it writes to disk.
@@ -56,10 +67,10 @@ impl TrainShape {
 
     /// Prices each part.
     pub fn needs(&self) -> TrainNeeds {
-        let per_node = (self.dense_features + self.sparse_features) * (self.max_bin + 1) * BIN_BYTES;
-        // Depth-wise growth keeps the level being split and the level being built; the
-        // subtraction trick builds only the smaller child of each pair.
-        let nodes = 1u64 << self.max_depth.min(20);
+        // Every feature has 256 histogram slots whatever its bin count.
+        let per_node =
+            (self.dense_features + self.sparse_features) * crate::binning::SLOTS as u64 * BIN_BYTES;
+        let nodes = hist_nodes(self.max_depth, self.threads);
         TrainNeeds {
             state_bytes: self.rows * STATE_BYTES_PER_ROW,
             histogram_bytes: per_node * nodes,
@@ -105,13 +116,17 @@ mod tests {
             sparse_nonzeros: 0,
             max_bin: 256,
             max_depth: 6,
+            threads: 2,
         }
     }
 
     #[test]
     fn min_budget_is_state_histograms_and_one_page() {
         let s = shape();
-        assert_eq!(s.min_budget(), 2_500_000 * 24 + 124 * 257 * 16 * 64 + 4096 * 124);
+        assert_eq!(
+            s.min_budget(),
+            2_500_000 * 24 + 124 * 256 * 16 * (5 * 16) + 16384 * 124
+        );
         assert!(!s.at_budget(s.min_budget() - 1).fits);
         assert!(s.at_budget(s.min_budget()).fits);
     }

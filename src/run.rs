@@ -134,6 +134,40 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
             let cfg = Config::load(&config, &overrides.set)?;
             run_job(cfg, quiet)
         }
+        Command::Train { config, overrides } => {
+            let cfg = Config::load(&config, &overrides.set)?;
+            if cfg.train.is_none() {
+                return Err(crate::config::ConfigError {
+                    source: config.display().to_string(),
+                    line: None,
+                    key: Some("train".into()),
+                    message: "no [train] section: nothing to train".into(),
+                }
+                .into());
+            }
+            run_job(cfg, quiet)
+        }
+        Command::Predict {
+            model,
+            dataset,
+            out,
+            config,
+            summary,
+            overrides,
+        } => {
+            let mut cfg = load_config(config.as_deref(), &overrides.set)?;
+            if let Some(d) = dataset {
+                cfg.dataset.path = d;
+            }
+            let model = crate::boost::Model::load(&model)?;
+            let ctx = RunContext::new(cfg, "predict");
+            let rows = ctx.stage("predict", |res| {
+                let ds = Dataset::open_unlabelled(&ctx.config.dataset)?;
+                crate::train::predict_job(&ds, &model, &out, res)
+            })?;
+            println!("wrote {rows} scores to {}", out.display());
+            show_summary(&ctx, quiet, summary.as_deref())
+        }
         Command::CheckConfig { config, overrides } => {
             let cfg = Config::load(&config, &overrides.set)?;
             println!("# {}: valid", config.display());
@@ -307,16 +341,39 @@ pub fn run_job(cfg: Config, quiet: bool) -> anyhow::Result<()> {
             }
         }
     }
-    let report = ctx.stage("scan", |res| {
-        let ds = Dataset::open(&ctx.config.dataset)?;
-        inspect(&ds, res)
-    })?;
-    crate::io::write_bytes_atomic(
-        &out_dir.join("inspect.json"),
-        serde_json::to_string_pretty(&report)?.as_bytes(),
-    )?;
-    if !quiet {
-        print!("{}", report.render());
+    if let Some(params) = ctx.config.train.clone() {
+        let t = crate::train::train_job(&ctx, &params, &out_dir, quiet)?;
+        if !quiet {
+            let m = &t.model;
+            println!(
+                "trained `{}` vs rest: {} trees on {} rows ({} validation rows){}",
+                m.class,
+                m.trees.len(),
+                t.train_rows,
+                t.valid_rows,
+                if t.cache_reused {
+                    ", binned cache reused"
+                } else {
+                    ""
+                }
+            );
+            if let (Some(i), Some(s)) = (m.best_iteration, m.best_score) {
+                println!("best iteration {i}: validation {:?} {s:.6}", m.params.eval_metric);
+            }
+            println!("wrote {}", out_dir.join("model.json").display());
+        }
+    } else {
+        let report = ctx.stage("scan", |res| {
+            let ds = Dataset::open(&ctx.config.dataset)?;
+            inspect(&ds, res)
+        })?;
+        crate::io::write_bytes_atomic(
+            &out_dir.join("inspect.json"),
+            serde_json::to_string_pretty(&report)?.as_bytes(),
+        )?;
+        if !quiet {
+            print!("{}", report.render());
+        }
     }
     let (summary, path) = ctx.finish(&out_dir)?;
     if !quiet {

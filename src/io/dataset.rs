@@ -242,6 +242,16 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 impl Dataset {
     /// Finds the files, reads every footer, checks the schemas agree and assigns roles.
     pub fn open(cfg: &DatasetConfig) -> Result<Dataset, InputError> {
+        Self::open_with(cfg, true)
+    }
+
+    /// As [`Self::open`], for scoring: a dataset without labels or groups is fine (the label
+    /// and group roles are then empty strings).
+    pub fn open_unlabelled(cfg: &DatasetConfig) -> Result<Dataset, InputError> {
+        Self::open_with(cfg, false)
+    }
+
+    fn open_with(cfg: &DatasetConfig, labelled: bool) -> Result<Dataset, InputError> {
         let paths = discover(&cfg.path)?;
         let mut files = Vec::with_capacity(paths.len());
         let mut schema: Option<SchemaRef> = None;
@@ -287,7 +297,7 @@ impl Dataset {
             });
         }
         let schema = schema.expect("discover returns at least one file");
-        let roles = assign_roles(&schema, cfg, &paths[0])?;
+        let roles = assign_roles(&schema, cfg, &paths[0], labelled)?;
         let bytes_per_row = total_bytes
             .iter()
             .map(|&b| b as f64 / total_rows.max(1) as f64)
@@ -365,11 +375,17 @@ fn matches_any(patterns: &[glob::Pattern], name: &str) -> bool {
     patterns.iter().any(|p| p.matches(name))
 }
 
-fn assign_roles(schema: &Schema, cfg: &DatasetConfig, file: &Path) -> Result<ColumnRoles, InputError> {
+fn assign_roles(
+    schema: &Schema,
+    cfg: &DatasetConfig,
+    file: &Path,
+    labelled: bool,
+) -> Result<ColumnRoles, InputError> {
     let label = match &cfg.label {
         Some(l) => l.clone(),
         None if schema.field_with_name("splice_type").is_ok() => "splice_type".into(),
         None if schema.field_with_name("label").is_ok() => "label".into(),
+        None if !labelled => String::new(),
         None => {
             return Err(
                 InputError::new("no label column: neither `splice_type` nor `label` is there")
@@ -378,16 +394,21 @@ fn assign_roles(schema: &Schema, cfg: &DatasetConfig, file: &Path) -> Result<Col
             )
         }
     };
-    let label_field = schema.field_with_name(&label).map_err(|_| {
-        InputError::new("the label column is not in the dataset")
-            .file(file)
-            .column(&label)
-            .hint("fix `dataset.label`")
-    })?;
-    let label_kind = match label_field.data_type() {
-        dt if dt.is_integer() => LabelKind::Integer,
-        dt if same_type(dt, &DataType::Utf8) => LabelKind::SpliceType,
-        other => {
+    let label_field = if label.is_empty() {
+        None
+    } else {
+        Some(schema.field_with_name(&label).map_err(|_| {
+            InputError::new("the label column is not in the dataset")
+                .file(file)
+                .column(&label)
+                .hint("fix `dataset.label`")
+        })?)
+    };
+    let label_kind = match label_field.map(|f| f.data_type()) {
+        None => LabelKind::SpliceType,
+        Some(dt) if dt.is_integer() => LabelKind::Integer,
+        Some(dt) if same_type(dt, &DataType::Utf8) => LabelKind::SpliceType,
+        Some(other) => {
             return Err(
                 InputError::new(format!("a label column of type {other} cannot hold classes"))
                     .file(file)
@@ -396,7 +417,12 @@ fn assign_roles(schema: &Schema, cfg: &DatasetConfig, file: &Path) -> Result<Col
             )
         }
     };
-    if schema.field_with_name(&cfg.group).is_err() {
+    let group = if schema.field_with_name(&cfg.group).is_ok() || labelled {
+        cfg.group.clone()
+    } else {
+        String::new()
+    };
+    if labelled && schema.field_with_name(&cfg.group).is_err() {
         return Err(InputError::new("no group column: gene-wise splits need one")
             .file(file)
             .column(&cfg.group)
@@ -462,7 +488,7 @@ fn assign_roles(schema: &Schema, cfg: &DatasetConfig, file: &Path) -> Result<Col
     Ok(ColumnRoles {
         label,
         label_kind,
-        group: cfg.group.clone(),
+        group,
         features,
     })
 }

@@ -1,0 +1,453 @@
+//! The binned page cache: every row's bin codes on disk, read memory-mapped by training.
+//!
+//! Layout of `DIR/`: `manifest.json` (rows, pages, the cuts, the genes), `labels.bin` (one
+//! class code per row), `groups.bin` (one little-endian `u32` gene index per row) and
+//! `bins.bin`, a run of pages of [`PAGE_ROWS`] rows. A page holds its dense features
+//! row-major, one byte per value, then its sparse features as a CSR block (row pointers,
+//! sparse-feature indices, codes) holding only values that are not zero; zeros are implicit.
+//!
+//! The page size does not depend on the budget, so the histograms (and the model) are the
+//! same at any budget. The budget decides how much of the cache stays resident: pages are
+//! handed back to the kernel after use when the cache does not fit.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use memmap2::Mmap;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use sprs::CsMatViewI;
+
+use super::Cuts;
+use crate::error::InputError;
+use crate::io::{decode_labels, to_f32, Dataset, GeneIndex};
+use crate::memory::MemoryReservation;
+
+/// Rows per page.
+pub const PAGE_ROWS: usize = 16 * 1024;
+const FORMAT: &str = "spliceboost-bin-cache";
+const VERSION: u32 = 1;
+
+/// Where one page lies in `bins.bin`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageInfo {
+    pub offset: u64,
+    pub rows: u32,
+    pub nnz: u32,
+}
+
+/// `manifest.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CacheManifest {
+    pub format: String,
+    pub version: u32,
+    pub fingerprint: String,
+    pub rows: u64,
+    pub pages: Vec<PageInfo>,
+    /// Feature indices stored dense, in page column order.
+    pub dense: Vec<usize>,
+    /// Feature indices stored sparse, in CSR column order.
+    pub sparse: Vec<usize>,
+    pub genes: Vec<String>,
+    pub class_counts: [u64; 3],
+    pub cuts: Cuts,
+}
+
+impl CacheManifest {
+    /// Bytes of `bins.bin`.
+    pub fn bins_bytes(&self) -> u64 {
+        self.pages.last().map_or(0, |p| {
+            p.offset + page_bytes(p.rows as usize, self.dense.len(), p.nnz as usize)
+        })
+    }
+}
+
+fn align(n: usize, to: usize) -> usize {
+    n.div_ceil(to) * to
+}
+
+/// Bytes of one page with `rows` rows, `dense` dense columns and `nnz` sparse values.
+fn page_bytes(rows: usize, dense: usize, nnz: usize) -> u64 {
+    let csr = align(rows * dense, 4) + 4 * (rows + 1) + 4 * nnz + nnz;
+    align(csr, 8) as u64
+}
+
+/// A stable 64-bit FNV-1a hash: cache keys must not change between builds.
+fn fnv(bytes: &[u8], mut h: u64) -> u64 {
+    for &b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100_0000_01b3);
+    }
+    h
+}
+
+/// The cache key of a dataset and binning: the files (path, size, modification time), the
+/// features and `max_bin`. Cuts are a function of these, so the key stands for them too.
+pub fn fingerprint(ds: &Dataset, max_bin: usize) -> String {
+    let mut h = fnv(FORMAT.as_bytes(), 0xcbf2_9ce4_8422_2325);
+    h = fnv(&VERSION.to_le_bytes(), h);
+    for f in &ds.files {
+        h = fnv(f.path.to_string_lossy().as_bytes(), h);
+        let meta = std::fs::metadata(&f.path).ok();
+        let mtime = meta
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        h = fnv(&f.bytes.to_le_bytes(), h);
+        h = fnv(&mtime.to_le_bytes(), h);
+    }
+    for f in &ds.roles.features {
+        h = fnv(f.name.as_bytes(), h);
+        h = fnv(&[0], h);
+    }
+    h = fnv(ds.roles.label.as_bytes(), h);
+    h = fnv(ds.roles.group.as_bytes(), h);
+    h = fnv(&(max_bin as u64).to_le_bytes(), h);
+    format!("{h:016x}")
+}
+
+/// Opens the cache in `dir` if it was built for `fingerprint`.
+pub fn find(dir: &Path, fingerprint: &str) -> Option<CacheManifest> {
+    let text = std::fs::read_to_string(dir.join("manifest.json")).ok()?;
+    let m: CacheManifest = serde_json::from_str(&text).ok()?;
+    (m.format == FORMAT && m.version == VERSION && m.fingerprint == fingerprint).then_some(m)
+}
+
+/// Bytes the writer holds besides the scan: one page and one batch of codes.
+pub fn writer_bytes(features: usize, batch_rows: usize) -> u64 {
+    (PAGE_ROWS * (features * 2 + 16) + batch_rows * features * 2) as u64
+}
+
+struct PageBuilder {
+    dense: Vec<u8>,
+    indptr: Vec<u32>,
+    indices: Vec<u32>,
+    data: Vec<u8>,
+    rows: usize,
+}
+
+impl PageBuilder {
+    fn new(n_dense: usize) -> Self {
+        Self {
+            dense: Vec::with_capacity(PAGE_ROWS * n_dense),
+            indptr: vec![0],
+            indices: vec![],
+            data: vec![],
+            rows: 0,
+        }
+    }
+
+    fn flush(&mut self, n_sparse: usize, out: &mut impl Write, offset: &mut u64) -> anyhow::Result<PageInfo> {
+        let rows = self.rows;
+        // The CSR block must be well formed before it is written.
+        CsMatViewI::<u8, u32, u32>::try_new((rows, n_sparse), &self.indptr, &self.indices, &self.data)
+            .map_err(|(_, _, _, e)| anyhow::anyhow!("internal: malformed sparse page: {e}"))?;
+        let n_dense_bytes = self.dense.len();
+        out.write_all(&self.dense)?;
+        out.write_all(&vec![0u8; align(n_dense_bytes, 4) - n_dense_bytes])?;
+        for v in &self.indptr {
+            out.write_all(&v.to_le_bytes())?;
+        }
+        for v in &self.indices {
+            out.write_all(&v.to_le_bytes())?;
+        }
+        out.write_all(&self.data)?;
+        let written = align(n_dense_bytes, 4) + 4 * (rows + 1) + 5 * self.data.len();
+        out.write_all(&vec![0u8; align(written, 8) - written])?;
+        let info = PageInfo {
+            offset: *offset,
+            rows: rows as u32,
+            nnz: self.data.len() as u32,
+        };
+        *offset += align(written, 8) as u64;
+        self.dense.clear();
+        self.indptr.truncate(1);
+        self.indices.clear();
+        self.data.clear();
+        self.rows = 0;
+        Ok(info)
+    }
+}
+
+/// Writes the cache for `ds` binned by `cuts` into `dir` (through a temporary directory
+/// renamed into place) and returns its manifest.
+pub fn build(
+    ds: &Dataset,
+    cuts: &Cuts,
+    dir: &Path,
+    fingerprint: &str,
+    res: &mut MemoryReservation,
+) -> anyhow::Result<CacheManifest> {
+    let feats = &cuts.features;
+    let dense: Vec<usize> = (0..feats.len()).filter(|&i| !feats[i].sparse).collect();
+    let sparse: Vec<usize> = (0..feats.len()).filter(|&i| feats[i].sparse).collect();
+    let mut columns = vec![ds.roles.label.clone(), ds.roles.group.clone()];
+    columns.extend(ds.roles.features.iter().map(|f| f.name.clone()));
+    let threads = rayon::current_num_threads() as u64;
+    let scan = ds
+        .scan()
+        .with_columns(&columns)
+        .with_extra_row_bytes(2 * feats.len() as u64 + 4 * threads + 5);
+    let (min_scan, what) = scan.min_bytes();
+    let fixed = writer_bytes(feats.len(), 0);
+    res.require(min_scan + fixed, format!("{what}, and one {PAGE_ROWS}-row page"))?;
+    res.try_grow(fixed)?;
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    let tmp = tempfile::Builder::new().prefix(".cache-").tempdir_in(parent)?;
+    let file = |name: &str| -> anyhow::Result<std::io::BufWriter<std::fs::File>> {
+        Ok(std::io::BufWriter::new(std::fs::File::create(
+            tmp.path().join(name),
+        )?))
+    };
+    let (mut bins, mut labels_out, mut groups_out) =
+        (file("bins.bin")?, file("labels.bin")?, file("groups.bin")?);
+    let mut genes = GeneIndex::default();
+    let mut gene_res = res.new_empty();
+    let mut page = PageBuilder::new(dense.len());
+    let mut pages = vec![];
+    let mut offset = 0u64;
+    let mut counts = [0u64; 3];
+    let (mut labels, mut groups) = (vec![], vec![]);
+    for item in scan.build(res)? {
+        let b = item?;
+        let path = &ds.files[b.file].path;
+        let n = b.batch.num_rows();
+        labels.clear();
+        decode_labels(b.batch.column(0).as_ref(), b.first_row, &mut labels)
+            .map_err(|e| e.file(path).column(&ds.roles.label))?;
+        groups.clear();
+        gene_res.try_grow(
+            genes
+                .encode(b.batch.column(1).as_ref(), b.first_row, &mut groups)
+                .map_err(|e| e.file(path).column(&ds.roles.group))?,
+        )?;
+        for &l in &labels {
+            counts[l as usize] += 1;
+        }
+        labels_out.write_all(&labels)?;
+        for g in &groups {
+            groups_out.write_all(&g.to_le_bytes())?;
+        }
+        // Codes per feature, column-major, converted in parallel.
+        let codes: Vec<Vec<u8>> = (0..feats.len())
+            .into_par_iter()
+            .map_init(Vec::new, |buf, j| {
+                to_f32(b.batch.column(2 + j).as_ref(), buf);
+                buf.iter().map(|&x| feats[j].bin(x)).collect()
+            })
+            .collect();
+        // Rows leave column-major codes for row-major pages.
+        #[allow(clippy::needless_range_loop)]
+        for r in 0..n {
+            page.dense.extend(dense.iter().map(|&j| codes[j][r]));
+            for (s, &j) in sparse.iter().enumerate() {
+                let c = codes[j][r];
+                if c != feats[j].zero_bin {
+                    page.indices.push(s as u32);
+                    page.data.push(c);
+                }
+            }
+            page.indptr.push(page.data.len() as u32);
+            page.rows += 1;
+            if page.rows == PAGE_ROWS {
+                pages.push(page.flush(sparse.len(), &mut bins, &mut offset)?);
+            }
+        }
+    }
+    if page.rows > 0 {
+        pages.push(page.flush(sparse.len(), &mut bins, &mut offset)?);
+    }
+    for mut w in [bins, labels_out, groups_out] {
+        w.flush()?;
+    }
+    let manifest = CacheManifest {
+        format: FORMAT.into(),
+        version: VERSION,
+        fingerprint: fingerprint.into(),
+        rows: pages.iter().map(|p| p.rows as u64).sum(),
+        pages,
+        dense,
+        sparse,
+        genes: genes.names().to_vec(),
+        class_counts: counts,
+        cuts: cuts.clone(),
+    };
+    std::fs::write(tmp.path().join("manifest.json"), serde_json::to_vec(&manifest)?)?;
+    if dir.exists() {
+        // A cache for other data or an older format: replaced whole.
+        std::fs::remove_dir_all(dir).with_context(|| format!("cannot replace {}", dir.display()))?;
+    }
+    let kept = tmp.keep();
+    std::fs::rename(&kept, dir).with_context(|| format!("cannot move the cache to {}", dir.display()))?;
+    Ok(manifest)
+}
+
+/// Views little-endian `u32`s in place.
+fn u32s(b: &[u8]) -> &[u32] {
+    // SAFETY: the map is page-aligned and every block starts at a multiple of 4 (checked
+    // below); any bit pattern is a valid u32, and the format is little-endian like every
+    // target this engine builds for.
+    let (pre, mid, _) = unsafe { b.align_to::<u32>() };
+    assert!(pre.is_empty(), "page block misaligned");
+    mid
+}
+
+/// One page, borrowed from the map.
+pub struct Page<'a> {
+    pub first_row: u64,
+    pub rows: usize,
+    /// Row-major codes of the dense features.
+    pub dense: &'a [u8],
+    pub sparse: CsMatViewI<'a, u8, u32, u32>,
+}
+
+impl Page<'_> {
+    /// The code of feature `j` (an index into the cuts) for page row `r`.
+    #[inline]
+    pub fn code(&self, r: usize, layout: &Layout, j: usize) -> u8 {
+        match layout.position[j] {
+            Position::Dense(d) => self.dense[r * layout.n_dense + d],
+            Position::Sparse(s) => {
+                let ip = self.sparse.indptr();
+                let ip = ip.raw_storage();
+                let (lo, hi) = (ip[r] as usize, ip[r + 1] as usize);
+                let idx = &self.sparse.indices()[lo..hi];
+                match idx.binary_search(&(s as u32)) {
+                    Ok(k) => self.sparse.data()[lo + k],
+                    Err(_) => layout.zero_bin[j],
+                }
+            }
+        }
+    }
+}
+
+/// Where each feature is stored in a page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Position {
+    Dense(usize),
+    Sparse(usize),
+}
+
+/// Feature positions and zero bins, worked out once from the manifest.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub n_dense: usize,
+    pub position: Vec<Position>,
+    pub zero_bin: Vec<u8>,
+}
+
+/// An open cache: the manifest and the mapped pages.
+pub struct PageCache {
+    pub dir: PathBuf,
+    pub manifest: CacheManifest,
+    pub layout: Layout,
+    map: Mmap,
+    resident: std::sync::atomic::AtomicBool,
+}
+
+impl PageCache {
+    pub fn open(dir: &Path, manifest: CacheManifest) -> anyhow::Result<Self> {
+        let path = dir.join("bins.bin");
+        let file = std::fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+        if file.metadata()?.len() != manifest.bins_bytes() {
+            return Err(InputError::new("the page cache is incomplete")
+                .file(&path)
+                .hint("delete the cache directory; the next run rebuilds it")
+                .into());
+        }
+        // SAFETY: the cache is written once under a temporary name and never modified in
+        // place; a read-only map of it is stable.
+        let map = unsafe { Mmap::map(&file)? };
+        let mut position = vec![Position::Dense(0); manifest.cuts.features.len()];
+        for (d, &j) in manifest.dense.iter().enumerate() {
+            position[j] = Position::Dense(d);
+        }
+        for (s, &j) in manifest.sparse.iter().enumerate() {
+            position[j] = Position::Sparse(s);
+        }
+        let layout = Layout {
+            n_dense: manifest.dense.len(),
+            position,
+            zero_bin: manifest.cuts.features.iter().map(|f| f.zero_bin).collect(),
+        };
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            manifest,
+            layout,
+            map,
+            resident: std::sync::atomic::AtomicBool::new(true),
+        })
+    }
+
+    /// Page `i`.
+    pub fn page(&self, i: usize) -> anyhow::Result<Page<'_>> {
+        let info = self.manifest.pages[i];
+        let rows = info.rows as usize;
+        let nnz = info.nnz as usize;
+        let start = info.offset as usize;
+        let dense_len = rows * self.layout.n_dense;
+        let bytes = &self.map[start..start + page_bytes(rows, self.layout.n_dense, nnz) as usize];
+        let csr = &bytes[align(dense_len, 4)..];
+        let indptr = &u32s(&csr[..4 * (rows + 1)])[..rows + 1];
+        let indices = &u32s(&csr[4 * (rows + 1)..4 * (rows + 1) + 4 * nnz])[..nnz];
+        let data = &csr[4 * (rows + 1) + 4 * nnz..4 * (rows + 1) + 5 * nnz];
+        let sparse = CsMatViewI::try_new((rows, self.manifest.sparse.len()), indptr, indices, data).map_err(
+            |(_, _, _, e)| {
+                InputError::new(format!("page {i} of the cache is corrupt: {e}"))
+                    .file(self.dir.join("bins.bin"))
+                    .hint("delete the cache directory; the next run rebuilds it")
+            },
+        )?;
+        let first_row = i as u64 * PAGE_ROWS as u64;
+        Ok(Page {
+            first_row,
+            rows,
+            dense: &bytes[..dense_len],
+            sparse,
+        })
+    }
+
+    /// Whether pages stay resident after use (the budget holds the whole cache).
+    pub fn set_resident(&self, yes: bool) {
+        self.resident.store(yes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn is_resident(&self) -> bool {
+        self.resident.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Hands page `i` back to the kernel (when the cache does not fit the budget).
+    pub fn release(&self, i: usize) {
+        let info = self.manifest.pages[i];
+        let len = page_bytes(info.rows as usize, self.layout.n_dense, info.nnz as usize) as usize;
+        // SAFETY: a read-only shared file map; dropped pages are read again from the file.
+        let _ = unsafe {
+            self.map
+                .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, info.offset as usize, len)
+        };
+    }
+
+    /// Class codes of every row.
+    pub fn labels(&self) -> anyhow::Result<Vec<u8>> {
+        let v = std::fs::read(self.dir.join("labels.bin"))?;
+        anyhow::ensure!(
+            v.len() as u64 == self.manifest.rows,
+            "labels.bin does not match the cache manifest"
+        );
+        Ok(v)
+    }
+
+    /// Gene index of every row.
+    pub fn groups(&self) -> anyhow::Result<Vec<u32>> {
+        let v = std::fs::read(self.dir.join("groups.bin"))?;
+        anyhow::ensure!(
+            v.len() as u64 == 4 * self.manifest.rows,
+            "groups.bin does not match the cache manifest"
+        );
+        Ok(v.chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
+    }
+}

@@ -1,0 +1,273 @@
+//! From raw feature values to small bin codes: the bin mapper, apart from the learner.
+//!
+//! One streaming pass ([`sketch_dataset`]) finds each feature's cut points: exact cuts for a
+//! column with few distinct values (k-mer counts, flags), quantiles from a
+//! [`QuantileSketch`] otherwise. A value's bin is the number of cuts at or below it, so a
+//! split "bin ≤ b goes left" is the threshold test `x < cuts[b]`, XGBoost's own rule; missing
+//! values (null or NaN) have a bin of their own. The second pass ([`cache`]) writes every
+//! row's bins into a page cache on disk that training reads memory-mapped.
+
+pub mod cache;
+mod sketch;
+
+pub use sketch::QuantileSketch;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::io::{to_f32, Dataset};
+use crate::memory::MemoryReservation;
+
+/// The bin code of a missing value in a feature that has missing values.
+pub const MISSING: u8 = 255;
+/// Histogram slots per feature. A stored code is its own slot: features with missing values
+/// have at most 255 value bins, so slot 255 is their missing bin; features without missing
+/// values may use all 256 slots for values.
+pub const SLOTS: usize = 256;
+/// A column whose values are at least this often zero is stored sparse.
+pub const SPARSE_ZERO_FRACTION: f64 = 0.75;
+
+/// How one feature's values map to bins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureBins {
+    pub name: String,
+    /// Ascending; value bin `b` holds `[cuts[b-1], cuts[b])`.
+    pub cuts: Vec<f32>,
+    /// Missing values were seen: code [`MISSING`] means missing, and value bins stop at 254.
+    pub has_missing: bool,
+    /// Stored sparse: only non-zero values are written, zero being `zero_bin`.
+    pub sparse: bool,
+    pub zero_bin: u8,
+    /// Values seen (not missing) and how many were zero.
+    pub present: u64,
+    pub zeros: u64,
+}
+
+impl FeatureBins {
+    /// Value bins (the missing bin not counted).
+    pub fn n_bins(&self) -> usize {
+        self.cuts.len() + 1
+    }
+
+    /// The bin of `x`.
+    #[inline]
+    pub fn bin(&self, x: f32) -> u8 {
+        if x.is_nan() {
+            MISSING
+        } else {
+            self.cuts.partition_point(|&c| c <= x) as u8
+        }
+    }
+
+    /// The threshold of the split "bins ≤ `bin` go left": `x < threshold` goes left.
+    pub fn threshold(&self, bin: usize) -> f32 {
+        self.cuts[bin]
+    }
+}
+
+/// Cut points of every feature, in dataset feature order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cuts {
+    pub max_bin: usize,
+    pub features: Vec<FeatureBins>,
+}
+
+/// Per-feature state of the sketch pass.
+#[derive(Debug, Clone)]
+struct Acc {
+    sketch: QuantileSketch,
+    /// Distinct values while there are few enough for exact cuts.
+    distinct: Option<Vec<f32>>,
+    missing: u64,
+    zeros: u64,
+}
+
+impl Acc {
+    fn add(&mut self, values: &[f32], limit: usize) {
+        for &v in values {
+            if v.is_nan() {
+                self.missing += 1;
+                continue;
+            }
+            // -0.0 and 0.0 are one value.
+            let v = if v == 0.0 { 0.0 } else { v };
+            self.zeros += u64::from(v == 0.0);
+            self.sketch.insert(v);
+            if let Some(d) = &mut self.distinct {
+                if let Err(pos) = d.binary_search_by(|x| x.total_cmp(&v)) {
+                    if d.len() >= limit {
+                        self.distinct = None;
+                    } else {
+                        d.insert(pos, v);
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(self, name: &str, max_bin: usize) -> FeatureBins {
+        let has_missing = self.missing > 0;
+        let bins = if has_missing {
+            max_bin.min(255)
+        } else {
+            max_bin.min(256)
+        };
+        let cuts = match &self.distinct {
+            // Few distinct values: one bin each.
+            Some(d) if d.len() <= bins => d.iter().skip(1).copied().collect(),
+            _ => quantile_cuts(&self.sketch, bins),
+        };
+        let present = self.sketch.count();
+        let mut fb = FeatureBins {
+            name: name.to_string(),
+            cuts,
+            has_missing,
+            sparse: false,
+            zero_bin: 0,
+            present,
+            zeros: self.zeros,
+        };
+        let total = present + self.missing;
+        fb.zero_bin = fb.bin(0.0);
+        fb.sparse = total > 0 && self.zeros as f64 >= SPARSE_ZERO_FRACTION * total as f64;
+        fb
+    }
+}
+
+/// Up to `bins - 1` strictly increasing cuts at evenly spaced ranks of the sketch.
+fn quantile_cuts(s: &QuantileSketch, bins: usize) -> Vec<f32> {
+    let items = s.weighted();
+    let total: u64 = items.iter().map(|&(_, w)| w).sum();
+    let mut cuts: Vec<f32> = Vec::with_capacity(bins);
+    let mut acc = 0u64;
+    let mut next = 1;
+    for &(v, w) in &items {
+        // A cut at v puts v in the upper bin; place it once the ranks below v reach the
+        // next target.
+        while next < bins && acc * bins as u64 >= next as u64 * total {
+            if cuts.last().is_none_or(|&c| c < v) && acc > 0 {
+                cuts.push(v);
+            }
+            next += 1;
+        }
+        acc += w;
+    }
+    cuts
+}
+
+/// Heap bytes the sketch pass holds per feature with sketch parameter `k` over `rows` rows.
+pub fn sketch_bytes_per_feature(k: usize, rows: u64, max_bin: usize) -> u64 {
+    QuantileSketch::max_bytes(k, rows) + (max_bin as u64 + 1) * 4 + 128
+}
+
+/// The largest sketch parameter (from 256 up to 8,192) whose sketches fit in `bytes`.
+pub fn sketch_k(bytes: u64, features: usize, rows: u64, max_bin: usize) -> Option<usize> {
+    let mut k = 8192;
+    while k >= 256 {
+        if sketch_bytes_per_feature(k, rows, max_bin) * features as u64 <= bytes {
+            return Some(k);
+        }
+        k /= 2;
+    }
+    None
+}
+
+/// Reads every feature once and returns its cuts. The per-feature work runs in parallel and
+/// each feature sees its values in dataset order, so the cuts are the same for any thread
+/// count.
+pub fn sketch_dataset(ds: &Dataset, max_bin: usize, res: &mut MemoryReservation) -> anyhow::Result<Cuts> {
+    let features = &ds.roles.features;
+    let names: Vec<&str> = features.iter().map(|f| f.name.as_str()).collect();
+    let threads = rayon::current_num_threads() as u64;
+    let scan = ds.scan().with_columns(&names).with_extra_row_bytes(4 * threads);
+    let (min_scan, what) = scan.min_bytes();
+    let rows = ds.rows();
+    let need_sketch = sketch_bytes_per_feature(256, rows, max_bin) * features.len() as u64;
+    res.require(
+        min_scan + need_sketch,
+        format!("{what}, and sketches of {} features", features.len()),
+    )?;
+    // Sketches get what the smallest scan leaves, up to their most useful size.
+    let k = sketch_k(
+        res.available().saturating_sub(min_scan),
+        features.len(),
+        rows,
+        max_bin,
+    )
+    .unwrap_or(256);
+    res.try_grow(sketch_bytes_per_feature(k, rows, max_bin) * features.len() as u64)?;
+    let mut accs: Vec<Acc> = vec![
+        Acc {
+            sketch: QuantileSketch::new(k),
+            distinct: Some(Vec::new()),
+            missing: 0,
+            zeros: 0,
+        };
+        features.len()
+    ];
+    for item in scan.build(res)? {
+        let b = item?;
+        accs.par_iter_mut()
+            .enumerate()
+            .for_each_init(Vec::new, |buf, (j, acc)| {
+                to_f32(b.batch.column(j).as_ref(), buf);
+                acc.add(buf, max_bin.min(256));
+            });
+    }
+    Ok(Cuts {
+        max_bin,
+        features: accs
+            .into_iter()
+            .zip(&names)
+            .map(|(a, n)| a.finish(n, max_bin))
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fit(values: &[f32], max_bin: usize) -> FeatureBins {
+        let mut a = Acc {
+            sketch: QuantileSketch::new(64),
+            distinct: Some(vec![]),
+            missing: 0,
+            zeros: 0,
+        };
+        a.add(values, max_bin);
+        a.finish("f", max_bin)
+    }
+
+    #[test]
+    fn few_distinct_values_get_exact_bins() {
+        let fb = fit(&[3.0, 0.0, 1.0, 3.0, 0.0, f32::NAN], 256);
+        assert_eq!(fb.cuts, vec![1.0, 3.0]);
+        assert_eq!(
+            (fb.bin(0.0), fb.bin(1.0), fb.bin(3.0), fb.bin(f32::NAN)),
+            (0, 1, 2, MISSING)
+        );
+        assert!(fb.has_missing);
+    }
+
+    #[test]
+    fn split_bin_matches_threshold_rule() {
+        let values: Vec<f32> = (0..10_000).map(|i| ((i * 37) % 1000) as f32 / 7.0).collect();
+        let fb = fit(&values, 32);
+        assert!(fb.n_bins() <= 32 && fb.n_bins() > 16);
+        for b in 0..fb.n_bins() - 1 {
+            for &x in &values {
+                assert_eq!(fb.bin(x) as usize <= b, x < fb.threshold(b));
+            }
+        }
+    }
+
+    #[test]
+    fn sparse_columns_detected() {
+        let mut v = vec![0.0f32; 90];
+        v.extend((1..=10).map(|i| i as f32));
+        let fb = fit(&v, 256);
+        assert!(fb.sparse);
+        assert_eq!(fb.zero_bin, 0);
+    }
+}

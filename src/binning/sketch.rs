@@ -1,0 +1,143 @@
+//! A mergeable, bounded-memory quantile sketch with a deterministic error bound.
+//!
+//! Values enter level 0. When a level holds `2k` values it is sorted and every other value
+//! (alternating the offset, so that errors do not pile up on one side) moves to the level
+//! above with twice the weight. Each such compaction at level `h` moves any rank estimate by
+//! at most `2^h`, so the sketch knows its own worst-case rank error exactly
+//! ([`QuantileSketch::rank_error_bound`]). Memory is under `2k` values a level and
+//! `log2(n / k)` levels.
+
+/// Per-sketch state: one buffer per level.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuantileSketch {
+    k: usize,
+    levels: Vec<Vec<f32>>,
+    count: u64,
+    error: u64,
+    flip: bool,
+}
+
+impl QuantileSketch {
+    /// A sketch that compacts a level when it reaches `2k` values.
+    pub fn new(k: usize) -> Self {
+        Self {
+            k: k.max(8),
+            levels: vec![Vec::new()],
+            count: 0,
+            error: 0,
+            flip: false,
+        }
+    }
+
+    /// Heap bytes a sketch of parameter `k` holds at most for `n` values.
+    pub fn max_bytes(k: usize, n: u64) -> u64 {
+        let levels = (64 - (n / k.max(8) as u64).max(1).leading_zeros()) as u64 + 1;
+        levels * 2 * k as u64 * 4 + 64
+    }
+
+    /// Adds a value (callers leave NaN out: it is a missing value, not a quantile).
+    pub fn insert(&mut self, v: f32) {
+        debug_assert!(!v.is_nan());
+        self.count += 1;
+        self.levels[0].push(v);
+        if self.levels[0].len() >= 2 * self.k {
+            self.compact(0);
+        }
+    }
+
+    fn compact(&mut self, h: usize) {
+        let mut buf = std::mem::take(&mut self.levels[h]);
+        buf.sort_unstable_by(f32::total_cmp);
+        let offset = usize::from(self.flip);
+        self.flip = !self.flip;
+        if self.levels.len() == h + 1 {
+            self.levels.push(Vec::with_capacity(2 * self.k));
+        }
+        // An odd leftover stays behind at full weight; the rest halves.
+        let keep_back = buf.len() % 2;
+        let (pairs, rest) = buf.split_at(buf.len() - keep_back);
+        self.levels[h + 1].extend(pairs.iter().skip(offset).step_by(2));
+        self.error += 1 << h;
+        let mut back = rest.to_vec();
+        back.reserve(2 * self.k);
+        self.levels[h] = back;
+        if self.levels[h + 1].len() >= 2 * self.k {
+            self.compact(h + 1);
+        }
+    }
+
+    /// Folds `other` in; the result answers for both inputs, with both error bounds added.
+    pub fn merge(&mut self, other: &QuantileSketch) {
+        self.count += other.count;
+        self.error += other.error;
+        for (h, lvl) in other.levels.iter().enumerate() {
+            if self.levels.len() <= h {
+                self.levels.push(Vec::new());
+            }
+            self.levels[h].extend_from_slice(lvl);
+        }
+        for h in 0..self.levels.len() {
+            if self.levels[h].len() >= 2 * self.k {
+                self.compact(h);
+            }
+        }
+    }
+
+    /// Values inserted.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The largest amount by which [`Self::rank`] can be off.
+    pub fn rank_error_bound(&self) -> u64 {
+        self.error
+    }
+
+    /// Estimated number of inserted values below `x`.
+    pub fn rank(&self, x: f32) -> u64 {
+        self.levels
+            .iter()
+            .enumerate()
+            .map(|(h, l)| l.iter().filter(|&&v| v < x).count() as u64 * (1 << h))
+            .sum()
+    }
+
+    /// The retained values with their weights, in ascending order.
+    pub fn weighted(&self) -> Vec<(f32, u64)> {
+        let mut all: Vec<(f32, u64)> = self
+            .levels
+            .iter()
+            .enumerate()
+            .flat_map(|(h, l)| l.iter().map(move |&v| (v, 1u64 << h)))
+            .collect();
+        all.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_input_is_exact() {
+        let mut s = QuantileSketch::new(64);
+        for v in [5.0, 1.0, 3.0] {
+            s.insert(v);
+        }
+        assert_eq!(s.rank_error_bound(), 0);
+        assert_eq!(s.rank(3.0), 1);
+        assert_eq!(s.rank(6.0), 3);
+    }
+
+    #[test]
+    fn memory_stays_bounded() {
+        let mut s = QuantileSketch::new(32);
+        for i in 0..100_000 {
+            s.insert((i * 7919 % 100_003) as f32);
+        }
+        let held: usize = s.levels.iter().map(Vec::len).sum();
+        assert!(held <= 2 * 32 * s.levels.len());
+        assert!(s.levels.len() <= 14);
+    }
+}

@@ -1,0 +1,230 @@
+//! A trained model: versioned JSON on disk, XGBoost's JSON format for export, importance.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::{Objective, TrainParams};
+use crate::error::InputError;
+use crate::tree::Tree;
+
+const FORMAT: &str = "spliceboost-model";
+/// Bumped whenever a saved model would be read differently.
+pub const MODEL_VERSION: u32 = 1;
+
+/// One boosting round's figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IterLog {
+    pub iteration: usize,
+    pub train_loss: f64,
+    pub valid_score: Option<f64>,
+    pub seconds: f64,
+}
+
+/// A feature's importance, summed over splits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Importance {
+    pub feature: String,
+    /// Total loss reduction of the splits on it.
+    pub gain: f64,
+    /// Total hessian of the rows its splits saw.
+    pub cover: f64,
+    /// Number of splits.
+    pub weight: u64,
+}
+
+/// A boosted ensemble for one binary target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Model {
+    pub format: String,
+    pub version: u32,
+    pub objective: Objective,
+    pub class: String,
+    pub base_margin: f32,
+    pub features: Vec<String>,
+    pub params: TrainParams,
+    pub best_iteration: Option<usize>,
+    pub best_score: Option<f64>,
+    pub log: Vec<IterLog>,
+    pub trees: Vec<Tree>,
+}
+
+impl Model {
+    pub(super) fn new(
+        params: &TrainParams,
+        base_margin: f32,
+        features: Vec<String>,
+        trees: Vec<Tree>,
+        best: Option<(usize, f64)>,
+        log: Vec<IterLog>,
+    ) -> Self {
+        Self {
+            format: FORMAT.into(),
+            version: MODEL_VERSION,
+            objective: params.objective,
+            class: params.class.clone(),
+            base_margin,
+            features,
+            params: params.clone(),
+            best_iteration: best.map(|b| b.0),
+            best_score: best.map(|b| b.1),
+            log,
+            trees,
+        }
+    }
+
+    /// The raw margin for one row of feature values (in [`Self::features`] order; NaN missing).
+    pub fn predict_margin(&self, x: &[f32]) -> f32 {
+        self.trees.iter().fold(self.base_margin, |m, t| m + t.predict(x))
+    }
+
+    /// The prediction (a probability for the logistic objective).
+    pub fn predict(&self, x: &[f32]) -> f32 {
+        self.objective.transform(self.predict_margin(x))
+    }
+
+    /// Writes the model as JSON, atomically.
+    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        crate::io::write_atomic(path, |w| Ok(serde_json::to_writer(w, self)?))
+    }
+
+    /// Reads a model saved by [`Self::save`], refusing other formats and versions.
+    pub fn load(path: &Path) -> anyhow::Result<Model> {
+        let bad = |m: String| InputError::new(m).file(path);
+        let text = std::fs::read(path).map_err(|e| bad(format!("cannot read the model: {e}")))?;
+        let v: Value = serde_json::from_slice(&text).map_err(|e| {
+            bad(format!("not a readable model (truncated or not JSON): {e}"))
+                .hint("train it again or restore the file")
+        })?;
+        if v.get("format").and_then(Value::as_str) != Some(FORMAT) {
+            return Err(bad("not a spliceboost model".into())
+                .hint("pass a model written by `spliceboost train`; XGBoost exports are one-way")
+                .into());
+        }
+        let version = v.get("version").and_then(Value::as_u64).unwrap_or(0);
+        if version != MODEL_VERSION as u64 {
+            return Err(bad(format!(
+                "model format version {version}; this spliceboost reads version {MODEL_VERSION}"
+            ))
+            .hint("retrain with this version of spliceboost")
+            .into());
+        }
+        let m: Model = serde_json::from_value(v).map_err(|e| bad(format!("malformed model: {e}")))?;
+        for (i, t) in m.trees.iter().enumerate() {
+            let n = t.len();
+            let ok = [
+                t.right.len(),
+                t.parent.len(),
+                t.feature.len(),
+                t.threshold.len(),
+                t.value.len(),
+            ]
+            .iter()
+            .all(|&l| l == n)
+                && t.left.iter().chain(&t.right).all(|&c| c < n as i32)
+                && t.feature.iter().all(|&f| (f as usize) < m.features.len().max(1));
+            if !ok {
+                return Err(bad(format!("malformed model: tree {i} is inconsistent")).into());
+            }
+        }
+        Ok(m)
+    }
+
+    /// Gain, cover and split count per feature, largest gain first.
+    pub fn importance(&self) -> Vec<Importance> {
+        let mut imp: Vec<Importance> = self
+            .features
+            .iter()
+            .map(|f| Importance {
+                feature: f.clone(),
+                gain: 0.0,
+                cover: 0.0,
+                weight: 0,
+            })
+            .collect();
+        for t in &self.trees {
+            for n in 0..t.len() {
+                if !t.is_leaf(n) {
+                    let e = &mut imp[t.feature[n] as usize];
+                    e.gain += t.loss_change[n] as f64;
+                    e.cover += t.sum_hess[n] as f64;
+                    e.weight += 1;
+                }
+            }
+        }
+        imp.sort_by(|a, b| b.gain.total_cmp(&a.gain).then(a.feature.cmp(&b.feature)));
+        imp
+    }
+
+    /// The model in XGBoost's JSON format (as XGBoost 3.x writes it): `Booster.load_model`
+    /// reads it and predicts the same values.
+    pub fn to_xgboost_json(&self) -> Value {
+        let nf = self.features.len();
+        let trees: Vec<Value> = self
+            .trees
+            .iter()
+            .enumerate()
+            .map(|(id, t)| {
+                let leaf = |n: usize| t.is_leaf(n);
+                json!({
+                    "base_weights": t.value,
+                    "categories": [], "categories_nodes": [], "categories_segments": [], "categories_sizes": [],
+                    "default_left": t.default_left.iter().map(|&d| u8::from(d)).collect::<Vec<_>>(),
+                    "id": id,
+                    "left_children": t.left,
+                    "loss_changes": t.loss_change,
+                    "parents": t.parent,
+                    "right_children": t.right,
+                    "split_conditions": (0..t.len()).map(|n| if leaf(n) { t.value[n] } else { t.threshold[n] }).collect::<Vec<f32>>(),
+                    "split_indices": (0..t.len()).map(|n| if leaf(n) { 0 } else { t.feature[n] }).collect::<Vec<u32>>(),
+                    "split_type": vec![0; t.len()],
+                    "sum_hessian": t.sum_hess,
+                    "tree_param": {
+                        "num_deleted": "0",
+                        "num_feature": nf.to_string(),
+                        "num_nodes": t.len().to_string(),
+                        "size_leaf_vector": "1"
+                    }
+                })
+            })
+            .collect();
+        let n = self.trees.len();
+        let (objective, base_score) = match self.objective {
+            Objective::Logistic => (
+                json!({"name": "binary:logistic", "reg_loss_param": {"scale_pos_weight": self.params.scale_pos_weight.to_string()}}),
+                self.objective.transform(self.base_margin),
+            ),
+            Objective::SquaredError => (
+                json!({"name": "reg:squarederror", "reg_loss_param": {}}),
+                self.base_margin,
+            ),
+        };
+        json!({
+            "learner": {
+                "attributes": {},
+                "feature_names": self.features,
+                "feature_types": vec!["float"; nf],
+                "gradient_booster": {
+                    "model": {
+                        "cats": {"enc": [], "feature_segments": [], "sorted_idx": []},
+                        "gbtree_model_param": {"num_parallel_tree": "1", "num_trees": n.to_string()},
+                        "iteration_indptr": (0..=n).collect::<Vec<_>>(),
+                        "tree_info": vec![0; n],
+                        "trees": trees
+                    },
+                    "name": "gbtree"
+                },
+                "learner_model_param": {
+                    "base_score": format!("[{base_score:E}]"),
+                    "boost_from_average": "1",
+                    "num_class": "0",
+                    "num_feature": nf.to_string(),
+                    "num_target": "1"
+                },
+                "objective": objective
+            },
+            "version": [3, 0, 0]
+        })
+    }
+}

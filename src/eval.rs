@@ -1,0 +1,109 @@
+//! Metrics, computed the way scikit-learn computes them.
+//!
+//! Training uses them for early stopping and logging; the cross-validation report (issue 4)
+//! adds the rest.
+
+/// Mean binary log loss of probabilities `p` against 0/1 labels, with `p` clipped to
+/// `[1e-15, 1 - 1e-15]` as scikit-learn does.
+pub fn logloss(p: &[f32], y: &[f32]) -> f64 {
+    if p.is_empty() {
+        return f64::NAN;
+    }
+    let eps = 1e-15;
+    let s: f64 = p
+        .iter()
+        .zip(y)
+        .map(|(&p, &y)| {
+            let p = (p as f64).clamp(eps, 1.0 - eps);
+            -(y as f64 * p.ln() + (1.0 - y as f64) * (1.0 - p).ln())
+        })
+        .sum();
+    s / p.len() as f64
+}
+
+/// Area under the ROC curve, ties counted half (the Mann–Whitney statistic); NaN when only
+/// one class is present.
+pub fn roc_auc(score: &[f32], y: &[f32]) -> f64 {
+    let mut idx: Vec<usize> = (0..score.len()).collect();
+    idx.sort_unstable_by(|&a, &b| score[a].total_cmp(&score[b]));
+    let (mut rank_sum, mut pos) = (0.0f64, 0u64);
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j < idx.len() && score[idx[j]] == score[idx[i]] {
+            j += 1;
+        }
+        // Average rank (1-based) of the tie group.
+        let avg = (i + 1 + j) as f64 / 2.0;
+        for &k in &idx[i..j] {
+            if y[k] > 0.5 {
+                rank_sum += avg;
+                pos += 1;
+            }
+        }
+        i = j;
+    }
+    let neg = score.len() as u64 - pos;
+    if pos == 0 || neg == 0 {
+        return f64::NAN;
+    }
+    (rank_sum - (pos * (pos + 1)) as f64 / 2.0) / (pos as f64 * neg as f64)
+}
+
+/// Average precision: Σ (R_n − R_{n−1}) P_n over thresholds, as scikit-learn's
+/// `average_precision_score` (no interpolation; tied scores form one threshold).
+pub fn average_precision(score: &[f32], y: &[f32]) -> f64 {
+    let mut idx: Vec<usize> = (0..score.len()).collect();
+    idx.sort_unstable_by(|&a, &b| score[b].total_cmp(&score[a]));
+    let total_pos = y.iter().filter(|&&v| v > 0.5).count() as f64;
+    if total_pos == 0.0 {
+        return f64::NAN;
+    }
+    let (mut tp, mut seen, mut ap, mut last_recall) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j < idx.len() && score[idx[j]] == score[idx[i]] {
+            if y[idx[j]] > 0.5 {
+                tp += 1.0;
+            }
+            seen += 1.0;
+            j += 1;
+        }
+        let recall = tp / total_pos;
+        ap += (recall - last_recall) * (tp / seen);
+        last_recall = recall;
+        i = j;
+    }
+    ap
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Expected values from scikit-learn 1.x on the same inputs.
+    const S: [f32; 6] = [0.1, 0.4, 0.35, 0.8, 0.4, 0.9];
+    const Y: [f32; 6] = [0.0, 0.0, 1.0, 1.0, 1.0, 0.0];
+
+    #[test]
+    fn auc_with_ties() {
+        // roc_auc_score([0,0,1,1,1,0], [.1,.4,.35,.8,.4,.9]) = 0.5
+        assert!((roc_auc(&S, &Y) - 0.5).abs() < 1e-12);
+        assert!((roc_auc(&[0.1, 0.4, 0.35, 0.8], &[0.0, 0.0, 1.0, 1.0]) - 0.75).abs() < 1e-12);
+    }
+
+    #[test]
+    fn average_precision_with_ties() {
+        // average_precision_score([0,0,1,1,1,0], [.1,.4,.35,.8,.4,.9]):
+        // thresholds .9 (P 0/1), .8 (1/2, R 1/3), .4 (2/4, R 2/3), .35 (3/5, R 1)
+        let expected = (1.0 / 3.0) * 0.5 + (1.0 / 3.0) * 0.5 + (1.0 / 3.0) * 0.6;
+        assert!((average_precision(&S, &Y) - expected).abs() < 1e-12);
+    }
+
+    #[test]
+    fn logloss_matches_definition() {
+        let l = logloss(&[0.9, 0.2], &[1.0, 0.0]);
+        assert!((l - (-(0.9f32 as f64).ln() - (0.8f32 as f64).ln()) / 2.0).abs() < 1e-9);
+    }
+}

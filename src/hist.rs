@@ -1,0 +1,123 @@
+//! Gradient histograms: per node, per feature, per bin, the sums of gradients and hessians.
+//!
+//! Built from binned pages, one row at a time, for the smaller child of each split; the
+//! larger child is the parent minus the smaller ([`Histogram::subtract_from`]), as LightGBM
+//! and XGBoost do. Sums are `f64`, so a histogram built from `f32` gradients does not lose
+//! the small ones.
+
+use crate::binning::cache::{Layout, Page, Position};
+use crate::binning::{Cuts, SLOTS};
+
+/// Gradient and hessian sums.
+pub type GradPair = [f64; 2];
+
+/// One node's histogram: `features × SLOTS` gradient pairs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Histogram {
+    pub bins: Vec<GradPair>,
+}
+
+impl Histogram {
+    /// Heap bytes of one node's histogram.
+    pub fn bytes(features: usize) -> u64 {
+        (features * SLOTS * std::mem::size_of::<GradPair>()) as u64
+    }
+
+    pub fn zeros(features: usize) -> Self {
+        Self {
+            bins: vec![[0.0; 2]; features * SLOTS],
+        }
+    }
+
+    /// The slots of feature `f`.
+    #[inline]
+    pub fn feature(&self, f: usize) -> &[GradPair] {
+        &self.bins[f * SLOTS..(f + 1) * SLOTS]
+    }
+
+    pub fn clear(&mut self) {
+        self.bins.fill([0.0; 2]);
+    }
+
+    /// Adds `other` slot by slot.
+    pub fn add(&mut self, other: &Histogram) {
+        for (a, b) in self.bins.iter_mut().zip(&other.bins) {
+            a[0] += b[0];
+            a[1] += b[1];
+        }
+    }
+
+    /// Turns `self` (a child) into `parent − self` (its sibling).
+    pub fn subtract_from(&mut self, parent: &Histogram) {
+        for (a, p) in self.bins.iter_mut().zip(&parent.bins) {
+            a[0] = p[0] - a[0];
+            a[1] = p[1] - a[1];
+        }
+    }
+
+    /// Adds page row `r`'s bins with weight `(g, h)`. Sparse features get only their
+    /// non-zero values here; [`Self::fill_sparse_zeros`] adds the zeros afterwards.
+    #[inline]
+    pub fn add_row(&mut self, page: &Page<'_>, layout: &Layout, pf: &PageFeatures, r: usize, g: f64, h: f64) {
+        let row = &page.dense[r * layout.n_dense..(r + 1) * layout.n_dense];
+        for (&code, &f) in row.iter().zip(&pf.dense) {
+            let s = &mut self.bins[f * SLOTS + code as usize];
+            s[0] += g;
+            s[1] += h;
+        }
+        if !pf.sparse.is_empty() {
+            let ip = page.sparse.indptr();
+            let ip = ip.raw_storage();
+            let (lo, hi) = (ip[r] as usize, ip[r + 1] as usize);
+            let idx = &page.sparse.indices()[lo..hi];
+            let data = &page.sparse.data()[lo..hi];
+            for (&s_i, &code) in idx.iter().zip(data) {
+                let s = &mut self.bins[pf.sparse[s_i as usize] * SLOTS + code as usize];
+                s[0] += g;
+                s[1] += h;
+            }
+        }
+    }
+
+    /// Puts into each sparse feature's zero bin what the node's total leaves after its
+    /// stored (non-zero) values.
+    pub fn fill_sparse_zeros(&mut self, cuts: &Cuts, sparse_features: &[usize], total: GradPair) {
+        for &f in sparse_features {
+            let z = cuts.features[f].zero_bin as usize;
+            let slots = &mut self.bins[f * SLOTS..(f + 1) * SLOTS];
+            let (mut g, mut h) = (0.0, 0.0);
+            for (i, s) in slots.iter().enumerate() {
+                if i != z {
+                    g += s[0];
+                    h += s[1];
+                }
+            }
+            slots[z] = [total[0] - g, total[1] - h];
+        }
+    }
+}
+
+/// The features stored dense and sparse, as feature indices in page order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageFeatures {
+    pub dense: Vec<usize>,
+    pub sparse: Vec<usize>,
+}
+
+/// Reads [`PageFeatures`] off a cache layout.
+pub fn page_features(layout: &Layout) -> PageFeatures {
+    let mut dense = vec![0; layout.n_dense];
+    let mut sparse = vec![];
+    for (f, p) in layout.position.iter().enumerate() {
+        match *p {
+            Position::Dense(d) => dense[d] = f,
+            Position::Sparse(s) => {
+                if sparse.len() <= s {
+                    sparse.resize(s + 1, 0);
+                }
+                sparse[s] = f;
+            }
+        }
+    }
+    PageFeatures { dense, sparse }
+}

@@ -1,0 +1,272 @@
+//! The training job: sketch → bin → train, with each stage under its own budget.
+//!
+//! A binned cache is reused when the dataset's files, features and `max_bin` are unchanged,
+//! so a second training on the same data skips both passes over the Parquet files. Before
+//! any pass, the train stage's need is priced from the dataset's footers and refused if it
+//! cannot fit, with the smallest budget that would.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::binning::{cache, sketch_dataset};
+use crate::boost::{train, Model, Role, TrainParams};
+use crate::error::InputError;
+use crate::io::Dataset;
+use crate::memory::MemoryError;
+use crate::run::RunContext;
+
+/// What a training run wrote.
+#[derive(Debug, Clone)]
+pub struct Trained {
+    pub model: Model,
+    pub cache_reused: bool,
+    pub train_rows: usize,
+    pub valid_rows: usize,
+}
+
+/// Assigns every gene to training or validation: a stable hash of the seed and the gene id
+/// against `valid_fraction`, so the split depends on neither file order nor thread count.
+pub fn gene_is_valid(seed: u64, gene: &str, valid_fraction: f64) -> bool {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    for &b in gene.as_bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100_0000_01b3);
+    }
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    ((h >> 11) as f64 / (1u64 << 53) as f64) < valid_fraction
+}
+
+/// Runs the three stages for `params` and writes the model and its reports to `out_dir`.
+pub fn train_job(
+    ctx: &RunContext,
+    params: &TrainParams,
+    out_dir: &Path,
+    quiet: bool,
+) -> anyhow::Result<Trained> {
+    let cfg = &ctx.config;
+    let ds = Dataset::open(&cfg.dataset)?;
+    // Refuse a train budget that cannot hold the per-row state, before any pass.
+    let threads = rayon::current_num_threads();
+    let (state, hists) =
+        crate::boost::train_bytes(ds.rows(), ds.roles.features.len(), params.max_depth, threads);
+    let page = (crate::binning::cache::PAGE_ROWS * ds.roles.features.len()) as u64;
+    let train_budget = cfg.memory.budget("train");
+    if state + hists + page > train_budget {
+        return Err(MemoryError::TooSmall {
+            stage: "train".into(),
+            key: "memory.train".into(),
+            needed: state + hists + page,
+            budget: train_budget,
+            what: format!(
+                "per-row state for {} rows, histograms for {} features at depth {}, one page",
+                ds.rows(),
+                ds.roles.features.len(),
+                params.max_depth
+            ),
+        }
+        .into());
+    }
+    let fingerprint = cache::fingerprint(&ds, params.max_bin);
+    let dir = cfg.cache_dir().join(&fingerprint);
+    let (manifest, reused) = match cache::find(&dir, &fingerprint) {
+        Some(m) => (m, true),
+        None => {
+            let cuts = ctx.stage("sketch", |res| sketch_dataset(&ds, params.max_bin, res))?;
+            let m = ctx.stage("bin", |res| cache::build(&ds, &cuts, &dir, &fingerprint, res))?;
+            (m, false)
+        }
+    };
+    let pages = cache::PageCache::open(&dir, manifest)?;
+    let (model, train_rows, valid_rows) = ctx.stage("train", |res| {
+        let labels = pages.labels()?;
+        let groups = pages.groups()?;
+        let genes = &pages.manifest.genes;
+        let valid_gene: Vec<bool> = genes
+            .iter()
+            .map(|g| gene_is_valid(cfg.run.seed, g, params.valid_fraction))
+            .collect();
+        let roles: Vec<Role> = groups
+            .iter()
+            .map(|&g| {
+                if valid_gene[g as usize] {
+                    Role::Valid
+                } else {
+                    Role::Train
+                }
+            })
+            .collect();
+        drop(groups);
+        let valid_rows = roles.iter().filter(|&&r| r == Role::Valid).count();
+        let train_rows = roles.len() - valid_rows;
+        write_lines(
+            &out_dir.join("valid_genes.txt"),
+            genes
+                .iter()
+                .zip(&valid_gene)
+                .filter(|(_, &v)| v)
+                .map(|(g, _)| g.as_str()),
+        )?;
+        let bar = if quiet || !cfg.run.progress {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::new(params.n_estimators as u64)
+        };
+        bar.set_style(
+            ProgressStyle::with_template("train {bar:30} {pos}/{len} trees  {msg}  eta {eta}")
+                .expect("static template"),
+        );
+        let model = train(&pages, &labels, &roles, params, cfg.run.seed, res, |it| {
+            bar.inc(1);
+            bar.set_message(match it.valid_score {
+                Some(v) => format!("train {:.5} valid {:.5}", it.train_loss, v),
+                None => format!("train {:.5}", it.train_loss),
+            });
+        })?;
+        bar.finish_and_clear();
+        Ok((model, train_rows, valid_rows))
+    })?;
+    model.save(&out_dir.join("model.json"))?;
+    crate::io::write_bytes_atomic(
+        &out_dir.join("model.xgb.json"),
+        serde_json::to_string(&model.to_xgboost_json())?.as_bytes(),
+    )?;
+    crate::io::write_atomic(&out_dir.join("training_log.tsv"), |w| {
+        writeln!(
+            w,
+            "iteration\ttrain_loss\tvalid_{}\tseconds",
+            serde_json::to_value(params.eval_metric)?
+                .as_str()
+                .unwrap_or("score")
+        )?;
+        for it in &model.log {
+            let v = it.valid_score.map_or(String::new(), |v| format!("{v:.6}"));
+            writeln!(
+                w,
+                "{}\t{:.6}\t{}\t{:.3}",
+                it.iteration, it.train_loss, v, it.seconds
+            )?;
+        }
+        Ok(())
+    })?;
+    crate::io::write_atomic(&out_dir.join("feature_importance.tsv"), |w| {
+        writeln!(w, "feature\tgain\tcover\tweight")?;
+        for i in model.importance() {
+            writeln!(w, "{}\t{:.6}\t{:.6}\t{}", i.feature, i.gain, i.cover, i.weight)?;
+        }
+        Ok(())
+    })?;
+    Ok(Trained {
+        model,
+        cache_reused: reused,
+        train_rows,
+        valid_rows,
+    })
+}
+
+fn write_lines<'a>(path: &Path, lines: impl Iterator<Item = &'a str>) -> anyhow::Result<()> {
+    crate::io::write_atomic(path, |w| {
+        for l in lines {
+            writeln!(w, "{l}")?;
+        }
+        Ok(())
+    })
+}
+
+/// Scores `ds` with `model` under the predict budget and writes `out` (Parquet): the row's
+/// gene id, position and label where the dataset has them, then `score` and `margin`.
+pub fn predict_job(
+    ds: &Dataset,
+    model: &Model,
+    out: &Path,
+    res: &mut crate::memory::MemoryReservation,
+) -> anyhow::Result<u64> {
+    use arrow::array::{ArrayRef, Float32Array};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::record_batch::RecordBatch;
+    use rayon::prelude::*;
+    use std::sync::Arc;
+
+    let types: std::collections::HashMap<&str, &crate::io::Feature> =
+        ds.roles.features.iter().map(|f| (f.name.as_str(), f)).collect();
+    for f in &model.features {
+        if !types.contains_key(f.as_str()) {
+            return Err(InputError::new(
+                "the model needs this feature, which the dataset lacks or holds as non-numbers",
+            )
+            .file(&ds.files[0].path)
+            .column(f)
+            .hint("score a dataset with the columns the model was trained on")
+            .into());
+        }
+    }
+    let keep: Vec<String> = ["gene_id", "position", "splice_type"]
+        .iter()
+        .filter(|c| ds.schema.field_with_name(c).is_ok())
+        .map(|c| c.to_string())
+        .collect();
+    let mut columns = keep.clone();
+    columns.extend(model.features.iter().cloned());
+    let nf = model.features.len();
+    let scan = ds
+        .scan()
+        .with_columns(&columns)
+        .with_extra_row_bytes(8 * nf as u64 + 16);
+    let mut fields: Vec<Field> = keep
+        .iter()
+        .map(|c| {
+            ds.schema
+                .field_with_name(c)
+                .expect("checked")
+                .clone()
+                .with_nullable(true)
+        })
+        .collect();
+    fields.push(Field::new("score", DataType::Float32, false));
+    fields.push(Field::new("margin", DataType::Float32, false));
+    let schema = Arc::new(Schema::new(fields));
+    let scan = scan.build(res)?;
+    crate::io::write_atomic(out, |w| {
+        let mut writer = parquet::arrow::ArrowWriter::try_new(w, schema.clone(), None)?;
+        let mut rows = 0u64;
+        let mut cols: Vec<Vec<f32>> = vec![Vec::new(); nf];
+        for item in scan {
+            let b = item?;
+            let n = b.batch.num_rows();
+            cols.par_iter_mut().enumerate().for_each(|(j, c)| {
+                crate::io::to_f32(b.batch.column(keep.len() + j).as_ref(), c);
+            });
+            let margins: Vec<f32> = (0..n)
+                .into_par_iter()
+                .map_init(
+                    || vec![0f32; nf],
+                    |x, r| {
+                        for (j, c) in cols.iter().enumerate() {
+                            x[j] = c[r];
+                        }
+                        model.predict_margin(x)
+                    },
+                )
+                .collect();
+            let scores: Vec<f32> = margins.iter().map(|&m| model.objective.transform(m)).collect();
+            // Files may store strings in another flavour than the first file: cast to the
+            // output's types (free when they already match).
+            let mut arrays: Vec<ArrayRef> = schema.fields()[..keep.len()]
+                .iter()
+                .enumerate()
+                .map(|(i, f)| arrow::compute::cast(b.batch.column(i), f.data_type()))
+                .collect::<Result<_, _>>()?;
+            arrays.push(Arc::new(Float32Array::from(scores)));
+            arrays.push(Arc::new(Float32Array::from(margins)));
+            let out_batch = RecordBatch::try_new(schema.clone(), arrays).context("assembling scores")?;
+            rows += n as u64;
+            writer.write(&out_batch)?;
+        }
+        writer.close()?;
+        Ok(rows)
+    })
+}
