@@ -3,22 +3,20 @@
 //! Training uses them for early stopping and logging; the cross-validation report (issue 4)
 //! adds the rest.
 
-/// Mean binary log loss of probabilities `p` against 0/1 labels, with `p` clipped to
-/// `[1e-15, 1 - 1e-15]` as scikit-learn does.
+/// One row's binary log loss, with `p` clipped to `[1e-15, 1 - 1e-15]` as scikit-learn does.
+#[inline]
+pub fn logloss_term(p: f32, y: f32) -> f64 {
+    let eps = 1e-15;
+    let p = (p as f64).clamp(eps, 1.0 - eps);
+    -(y as f64 * p.ln() + (1.0 - y as f64) * (1.0 - p).ln())
+}
+
+/// Mean binary log loss of probabilities `p` against 0/1 labels.
 pub fn logloss(p: &[f32], y: &[f32]) -> f64 {
     if p.is_empty() {
         return f64::NAN;
     }
-    let eps = 1e-15;
-    let s: f64 = p
-        .iter()
-        .zip(y)
-        .map(|(&p, &y)| {
-            let p = (p as f64).clamp(eps, 1.0 - eps);
-            -(y as f64 * p.ln() + (1.0 - y as f64) * (1.0 - p).ln())
-        })
-        .sum();
-    s / p.len() as f64
+    p.iter().zip(y).map(|(&p, &y)| logloss_term(p, y)).sum::<f64>() / p.len() as f64
 }
 
 /// Area under the ROC curve, ties counted half (the Mann–Whitney statistic); NaN when only

@@ -54,7 +54,8 @@ pub fn train_job(
     let threads = rayon::current_num_threads();
     let (state, hists) =
         crate::boost::train_bytes(ds.rows(), ds.roles.features.len(), params.max_depth, threads);
-    let page = (crate::binning::cache::PAGE_ROWS * ds.roles.features.len()) as u64;
+    // A page of one byte per feature and row (sparse columns only take less).
+    let page = ds.rows().min(crate::binning::cache::PAGE_ROWS as u64) * ds.roles.features.len() as u64;
     let train_budget = cfg.memory.budget("train");
     if state + hists + page > train_budget {
         return Err(MemoryError::TooSmall {

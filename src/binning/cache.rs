@@ -55,6 +55,12 @@ pub struct CacheManifest {
 }
 
 impl CacheManifest {
+    /// Bytes of page `i`.
+    pub fn page_len(&self, i: usize) -> u64 {
+        let p = self.pages[i];
+        page_bytes(p.rows as usize, self.dense.len(), p.nnz as usize)
+    }
+
     /// Bytes of `bins.bin`.
     pub fn bins_bytes(&self) -> u64 {
         self.pages.last().map_or(0, |p| {

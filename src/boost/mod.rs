@@ -285,6 +285,11 @@ pub fn train_bytes(rows: u64, features: usize, max_depth: usize, threads: usize)
     (state, hists)
 }
 
+/// Bytes of the largest page of a cache: what streaming holds resident at a time.
+pub fn page_budget(m: &crate::binning::cache::CacheManifest) -> u64 {
+    (0..m.pages.len()).map(|i| m.page_len(i)).max().unwrap_or(0)
+}
+
 /// What one level pass does at a node.
 #[derive(Clone, Copy)]
 struct Route {
@@ -368,10 +373,10 @@ pub fn train(
     let mut node = vec![0u32; n];
     let pf = page_features(&cache.layout);
     let sp = params.split_params();
-    let valid_idx: Vec<usize> = (0..n).filter(|&i| roles[i] == Role::Valid).collect();
-    let train_idx: Vec<usize> = (0..n).filter(|&i| roles[i] == Role::Train).collect();
-    let valid_y: Vec<f32> = valid_idx.iter().map(|&i| target[i]).collect();
-    let train_y: Vec<f32> = train_idx.iter().map(|&i| target[i]).collect();
+    // Validation predictions and targets, gathered each round into buffers made once.
+    let n_valid = roles.iter().filter(|&&r| r == Role::Valid).count();
+    let mut valid_p: Vec<f32> = Vec::with_capacity(n_valid);
+    let mut valid_y: Vec<f32> = Vec::with_capacity(n_valid);
 
     let mut trees: Vec<Tree> = Vec::with_capacity(params.n_estimators);
     let mut log: Vec<IterLog> = vec![];
@@ -397,17 +402,16 @@ pub fn train(
             .for_each(|(m, &nd)| *m += tree.value[nd as usize]);
         trees.push(tree);
 
-        let pick = |idx: &[usize]| -> Vec<f32> {
-            idx.iter()
-                .map(|&i| params.objective.transform(margin[i]))
-                .collect()
-        };
-        let train_loss = match params.objective {
-            Objective::Logistic => crate::eval::logloss(&pick(&train_idx), &train_y),
-            Objective::SquaredError => EvalMetric::Rmse.compute(&pick(&train_idx), &train_y),
-        };
-        let valid_score =
-            (!valid_idx.is_empty()).then(|| params.eval_metric.compute(&pick(&valid_idx), &valid_y));
+        let train_loss = training_loss(params.objective, &margin, &target, roles);
+        let valid_score = (n_valid > 0).then(|| {
+            valid_p.clear();
+            valid_y.clear();
+            for i in (0..n).filter(|&i| roles[i] == Role::Valid) {
+                valid_p.push(params.objective.transform(margin[i]));
+                valid_y.push(target[i]);
+            }
+            params.eval_metric.compute(&valid_p, &valid_y)
+        });
         let entry = IterLog {
             iteration: t,
             train_loss,
@@ -450,6 +454,38 @@ pub fn train(
         best,
         log,
     ))
+}
+
+/// Mean training loss (log loss, or RMSE for squared error) over the training rows, summed
+/// in fixed page-sized chunks so that the figure never depends on the thread count.
+fn training_loss(objective: Objective, margin: &[f32], target: &[f32], roles: &[Role]) -> f64 {
+    let parts: Vec<(f64, u64)> = margin
+        .par_chunks(PAGE_ROWS)
+        .enumerate()
+        .map(|(c, m)| {
+            let off = c * PAGE_ROWS;
+            let (mut s, mut k) = (0.0f64, 0u64);
+            for (i, &mi) in m.iter().enumerate() {
+                if roles[off + i] != Role::Train {
+                    continue;
+                }
+                let p = objective.transform(mi);
+                let y = target[off + i];
+                s += match objective {
+                    Objective::Logistic => crate::eval::logloss_term(p, y),
+                    Objective::SquaredError => ((p - y) as f64).powi(2),
+                };
+                k += 1;
+            }
+            (s, k)
+        })
+        .collect();
+    let (s, k) = parts.iter().fold((0.0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    let mean = s / k.max(1) as f64;
+    match objective {
+        Objective::Logistic => mean,
+        Objective::SquaredError => mean.sqrt(),
+    }
 }
 
 /// The features a tree may split on: all, or a seeded sample of `rate` of them.

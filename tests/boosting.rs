@@ -1,0 +1,383 @@
+//! The learner end to end on small synthetic data: determinism, budget invariance, the page
+//! cache round trip, histograms, missing values, model files and bad input.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use proptest::prelude::*;
+use spliceboost::binning::cache::{self, PageCache};
+use spliceboost::binning::{sketch_dataset, Cuts, QuantileSketch};
+use spliceboost::boost::Model;
+use spliceboost::config::Config;
+use spliceboost::hist::{page_features, Histogram};
+use spliceboost::io::{to_f32, Dataset};
+use spliceboost::memory::{MemoryConsumer, MemoryPool};
+use spliceboost::run::RunContext;
+use spliceboost::synth::{write_dataset, SynthOptions};
+
+fn synth(dir: &Path, name: &str, genes: usize, genes_per_file: usize) -> PathBuf {
+    let out = dir.join(name);
+    let opts = SynthOptions {
+        genes,
+        rows_per_gene: 100,
+        kmer: 2,
+        genes_per_file,
+        seed: 7,
+        with_sequence: false,
+    };
+    let pool = std::sync::Arc::new(MemoryPool::new(1 << 30));
+    write_dataset(&out, &opts, &mut MemoryConsumer::new("synth").register(&pool)).unwrap();
+    out
+}
+
+/// Trains with the library API; `extra` are `--set` overrides.
+fn train(data: &Path, out: &Path, extra: &[&str]) -> anyhow::Result<Model> {
+    let mut sets: Vec<String> = vec![
+        format!("run.out_dir={:?}", out.display().to_string()),
+        format!("dataset.path={:?}", data.display().to_string()),
+        "train.n_estimators=12".into(),
+        "train.max_depth=3".into(),
+        "train.learning_rate=0.3".into(),
+        "train.subsample=0.8".into(),
+        "train.colsample_bytree=0.8".into(),
+        "run.progress=false".into(),
+    ];
+    sets.extend(extra.iter().map(|s| s.to_string()));
+    let cfg = Config::from_overrides(&sets)?;
+    let params = cfg.train.clone().unwrap_or_default();
+    let ctx = RunContext::new(cfg, "test");
+    std::fs::create_dir_all(out)?;
+    Ok(spliceboost::train::train_job(&ctx, &params, out, true)?.model)
+}
+
+fn same_trees(a: &Model, b: &Model) {
+    assert_eq!(a.trees.len(), b.trees.len());
+    assert_eq!(a.base_margin, b.base_margin);
+    for (x, y) in a.trees.iter().zip(&b.trees) {
+        assert_eq!(x, y);
+    }
+}
+
+#[test]
+fn same_seed_same_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), "d", 24, 8);
+    let a = train(&data, &dir.path().join("a"), &[]).unwrap();
+    let b = train(&data, &dir.path().join("b"), &[]).unwrap();
+    same_trees(&a, &b);
+    let c = train(&data, &dir.path().join("c"), &["run.seed=8"]).unwrap();
+    assert_ne!(a.trees, c.trees, "another seed samples other rows and columns");
+}
+
+#[test]
+fn budget_and_file_layout_do_not_change_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    // 200 genes × 100 rows: two pages of the cache.
+    let many = synth(dir.path(), "many", 200, 25);
+    let one = synth(dir.path(), "one", 200, 200);
+    let big = train(
+        &many,
+        &dir.path().join("big"),
+        &["memory.total=\"2GiB\"", "memory.train=\"1GiB\""],
+    )
+    .unwrap();
+    let small = train(&many, &dir.path().join("small"), &["memory.train=\"16MiB\""]).unwrap();
+    same_trees(&big, &small);
+    // A budget that holds the state, the histograms and one page but not the whole cache:
+    // pages are streamed and handed back after use.
+    let cache_dir = std::fs::read_dir(dir.path().join("big/cache"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let m: cache::CacheManifest =
+        serde_json::from_slice(&std::fs::read(cache_dir.join("manifest.json")).unwrap()).unwrap();
+    assert!(m.pages.len() >= 2);
+    let (state, hists) =
+        spliceboost::boost::train_bytes(m.rows, m.cuts.features.len(), 3, rayon::current_num_threads());
+    let streaming = state + hists + spliceboost::boost::page_budget(&m) + 1024;
+    assert!(streaming < state + hists + m.bins_bytes());
+    let streamed = train(
+        &many,
+        &dir.path().join("streamed"),
+        &[&format!("memory.train={streaming}")],
+    )
+    .unwrap();
+    same_trees(&big, &streamed);
+    let single = train(&one, &dir.path().join("single"), &["memory.train=\"16MiB\""]).unwrap();
+    same_trees(&big, &single);
+}
+
+#[test]
+fn cache_round_trips_every_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), "d", 6, 3);
+    let cfg = spliceboost::config::DatasetConfig {
+        path: data,
+        ..Default::default()
+    };
+    let ds = Dataset::open(&cfg).unwrap();
+    let pool = std::sync::Arc::new(MemoryPool::new(1 << 30));
+    let mut res = MemoryConsumer::new("bin").register(&pool);
+    let cuts: Cuts = sketch_dataset(&ds, 64, &mut res).unwrap();
+    assert!(cuts.features.iter().any(|f| f.sparse) || cuts.features.iter().all(|f| !f.sparse));
+    let fp = cache::fingerprint(&ds, 64);
+    let cdir = dir.path().join("cache");
+    let m = cache::build(&ds, &cuts, &cdir, &fp, &mut res).unwrap();
+    assert_eq!(
+        cache::find(&cdir, &fp).as_ref(),
+        Some(&m),
+        "a finished cache is found again"
+    );
+    let pc = PageCache::open(&cdir, m).unwrap();
+    let names: Vec<String> = ds.feature_names();
+    let mut row = 0usize;
+    let mut buf = vec![];
+    let page = pc.page(0).unwrap();
+    for item in ds.scan().with_columns(&names).build(&res).unwrap() {
+        let b = item.unwrap();
+        for r in 0..b.batch.num_rows() {
+            for (j, name) in names.iter().enumerate() {
+                to_f32(b.batch.column(j).as_ref(), &mut buf);
+                assert_eq!(
+                    page.code(row + r, &pc.layout, j),
+                    cuts.features[j].bin(buf[r]),
+                    "row {} feature {name}",
+                    row + r
+                );
+            }
+        }
+        row += b.batch.num_rows();
+    }
+    assert_eq!(row as u64, pc.manifest.rows);
+}
+
+#[test]
+fn missing_values_follow_the_learned_direction() {
+    let dir = tempfile::tempdir().unwrap();
+    // x is missing exactly on the positive rows: the only signal.
+    let n = 400;
+    let genes: Vec<String> = (0..n).map(|i| format!("g{}", i / 10)).collect();
+    let labels: Vec<Option<&str>> = (0..n)
+        .map(|i| if i % 3 == 0 { Some("donor") } else { None })
+        .collect();
+    let x: Vec<Option<f64>> = (0..n)
+        .map(|i| if i % 3 == 0 { None } else { Some((i % 7) as f64) })
+        .collect();
+    common::write_parquet(
+        &dir.path().join("d/a.parquet"),
+        vec![
+            (
+                "gene_id",
+                common::strings(&genes.iter().map(|g| Some(g.as_str())).collect::<Vec<_>>()),
+            ),
+            ("splice_type", common::strings(&labels)),
+            ("x", common::floats(&x)),
+        ],
+    );
+    let m = train(
+        &dir.path().join("d"),
+        &dir.path().join("o"),
+        &[
+            "train.subsample=1.0",
+            "train.colsample_bytree=1.0",
+            "train.valid_fraction=0.0",
+        ],
+    )
+    .unwrap();
+    assert!(m.predict(&[f32::NAN]) > 0.9, "missing → donor");
+    assert!(m.predict(&[3.0]) < 0.1, "present → not donor");
+}
+
+#[test]
+fn model_file_round_trip_and_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), "d", 12, 6);
+    let out = dir.path().join("o");
+    let m = train(&data, &out, &[]).unwrap();
+    let path = out.join("model.json");
+    let back = Model::load(&path).unwrap();
+    assert_eq!(back, m);
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(dir.path().join("cut.json"), &text[..text.len() / 2]).unwrap();
+    let err = Model::load(&dir.path().join("cut.json")).unwrap_err().to_string();
+    assert!(err.contains("truncated"), "{err}");
+    std::fs::write(
+        dir.path().join("v9.json"),
+        text.replacen("\"version\":1", "\"version\":9", 1),
+    )
+    .unwrap();
+    let err = Model::load(&dir.path().join("v9.json")).unwrap_err().to_string();
+    assert!(err.contains("version 9"), "{err}");
+    // The XGBoost export carries every tree and node.
+    let x = m.to_xgboost_json();
+    let trees = x["learner"]["gradient_booster"]["model"]["trees"]
+        .as_array()
+        .unwrap();
+    assert_eq!(trees.len(), m.trees.len());
+    assert_eq!(
+        trees[0]["left_children"].as_array().unwrap().len(),
+        m.trees[0].len()
+    );
+}
+
+#[test]
+fn class_without_positives_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_parquet(
+        &dir.path().join("d/a.parquet"),
+        vec![
+            ("gene_id", common::strings(&[Some("g1"), Some("g2"), Some("g3")])),
+            ("splice_type", common::strings(&[Some("donor"), None, None])),
+            ("x", common::floats(&[Some(1.0), Some(2.0), Some(3.0)])),
+        ],
+    );
+    let err = train(
+        &dir.path().join("d"),
+        &dir.path().join("o"),
+        &["train.class=\"acceptor\"", "train.valid_fraction=0.0"],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("class `acceptor` has 0 of 3 training rows"), "{err}");
+}
+
+#[test]
+fn train_budget_too_small_is_refused_before_any_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), "d", 12, 6);
+    let out = dir.path().join("o");
+    let err = train(&data, &out, &["memory.train=\"64KiB\""])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("stage `train` needs at least"), "{err}");
+    assert!(err.contains("memory.train="), "{err}");
+    assert!(!out.join("cache").exists(), "no sketch or bin pass ran");
+}
+
+#[test]
+fn predict_refuses_a_dataset_without_the_model_features() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), "d", 12, 6);
+    let out = dir.path().join("o");
+    train(&data, &out, &[]).unwrap();
+    common::tiny_batch(&dir.path().join("other/a.parquet"));
+    let (code, _, err) = common::run(&[
+        "predict",
+        "--model",
+        out.join("model.json").to_str().unwrap(),
+        "--dataset",
+        dir.path().join("other").to_str().unwrap(),
+        "--out",
+        dir.path().join("s.parquet").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("the model needs this feature"), "{err}");
+    assert!(!dir.path().join("s.parquet").exists());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn sketch_rank_error_within_bound(
+        a in prop::collection::vec(-1000.0f32..1000.0, 0..3000),
+        b in prop::collection::vec(-1000.0f32..1000.0, 0..3000),
+        k in 8usize..64,
+    ) {
+        let mut sa = QuantileSketch::new(k);
+        let mut sb = QuantileSketch::new(k);
+        a.iter().for_each(|&v| sa.insert(v));
+        b.iter().for_each(|&v| sb.insert(v));
+        sa.merge(&sb);
+        let all: Vec<f32> = a.iter().chain(&b).copied().collect();
+        prop_assert_eq!(sa.count(), all.len() as u64);
+        for q in all.iter().step_by(97).chain([f32::MIN, 0.0, f32::MAX].iter()) {
+            let truth = all.iter().filter(|&&v| v < *q).count() as i64;
+            let est = sa.rank(*q) as i64;
+            prop_assert!((est - truth).unsigned_abs() <= sa.rank_error_bound(),
+                "rank of {} off by {} (bound {})", q, est - truth, sa.rank_error_bound());
+        }
+    }
+}
+
+/// A cache of a small dataset, for the histogram properties.
+fn small_cache(dir: &Path) -> PageCache {
+    let data = synth(dir, "h", 4, 4);
+    let cfg = spliceboost::config::DatasetConfig {
+        path: data,
+        ..Default::default()
+    };
+    let ds = Dataset::open(&cfg).unwrap();
+    let pool = std::sync::Arc::new(MemoryPool::new(1 << 30));
+    let mut res = MemoryConsumer::new("bin").register(&pool);
+    let cuts = sketch_dataset(&ds, 32, &mut res).unwrap();
+    let fp = cache::fingerprint(&ds, 32);
+    let m = cache::build(&ds, &cuts, &dir.join("c"), &fp, &mut res).unwrap();
+    PageCache::open(&dir.join("c"), m).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    #[test]
+    fn node_histogram_equals_sum_over_its_rows(
+        seed in any::<u64>(),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let pc = small_cache(dir.path());
+        let pf = page_features(&pc.layout);
+        let nf = pc.manifest.cuts.features.len();
+        let page = pc.page(0).unwrap();
+        let mut state = seed | 1;
+        let mut next = || { state ^= state << 13; state ^= state >> 7; state ^= state << 17; (state % 2001) as f64 / 1000.0 - 1.0 };
+        // A node of about half the rows, with integer-valued gradients in 1/1000 steps.
+        let mut rows: Vec<(usize, f64, f64)> = vec![];
+        for r in 0..page.rows {
+            if next() > 0.0 {
+                let (g, h) = (next(), next().abs());
+                rows.push((r, g, h));
+            }
+        }
+        let mut h = Histogram::zeros(nf);
+        let mut total = [0.0, 0.0];
+        for &(r, g, hh) in &rows {
+            h.add_row(&page, &pc.layout, &pf, r, g, hh);
+            total[0] += g;
+            total[1] += hh;
+        }
+        h.fill_sparse_zeros(&pc.manifest.cuts, &pf.sparse, total);
+        for f in 0..nf {
+            let mut expect = vec![[0.0f64; 2]; 256];
+            for &(r, g, hh) in &rows {
+                let c = page.code(r, &pc.layout, f) as usize;
+                expect[c][0] += g;
+                expect[c][1] += hh;
+            }
+            for (s, e) in h.feature(f).iter().zip(&expect) {
+                prop_assert!((s[0] - e[0]).abs() < 1e-9 && (s[1] - e[1]).abs() < 1e-9, "feature {} slot {:?} vs {:?}", f, s, e);
+            }
+        }
+    }
+}
+
+#[test]
+fn subtraction_gives_the_sibling_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let pc = small_cache(dir.path());
+    let pf = page_features(&pc.layout);
+    let nf = pc.manifest.cuts.features.len();
+    let page = pc.page(0).unwrap();
+    let (mut parent, mut left, mut right) =
+        (Histogram::zeros(nf), Histogram::zeros(nf), Histogram::zeros(nf));
+    for r in 0..page.rows {
+        // Small integers are exact in f64, so the subtraction must be too.
+        let (g, h) = ((r % 7) as f64 - 3.0, (r % 5) as f64 + 1.0);
+        parent.add_row(&page, &pc.layout, &pf, r, g, h);
+        if r % 3 == 0 { &mut left } else { &mut right }.add_row(&page, &pc.layout, &pf, r, g, h);
+    }
+    left.subtract_from(&parent);
+    assert_eq!(left, right);
+}
