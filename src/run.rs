@@ -111,6 +111,19 @@ fn load_config(path: Option<&Path>, overrides: &[String]) -> anyhow::Result<Conf
     })
 }
 
+/// The config of a command that takes `--config` optionally and a dataset on its command line.
+fn config_for_dataset(
+    config: Option<&Path>,
+    overrides: &[String],
+    dataset: Option<PathBuf>,
+) -> anyhow::Result<Config> {
+    let mut cfg = load_config(config, overrides)?;
+    if let Some(d) = dataset {
+        cfg.dataset.path = d;
+    }
+    Ok(cfg)
+}
+
 fn show_summary(ctx: &RunContext, quiet: bool, path: Option<&Path>) -> anyhow::Result<()> {
     let summary = match path {
         Some(p) => {
@@ -155,10 +168,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
             summary,
             overrides,
         } => {
-            let mut cfg = load_config(config.as_deref(), &overrides.set)?;
-            if let Some(d) = dataset {
-                cfg.dataset.path = d;
-            }
+            let cfg = config_for_dataset(config.as_deref(), &overrides.set, dataset)?;
             let model = crate::boost::Model::load(&model)?;
             let ctx = RunContext::new(cfg, "predict");
             let rows = ctx.stage("predict", |res| {
@@ -191,10 +201,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
             summary,
             overrides,
         } => {
-            let mut cfg = load_config(config.as_deref(), &overrides.set)?;
-            if let Some(d) = dataset {
-                cfg.dataset.path = d;
-            }
+            let cfg = config_for_dataset(config.as_deref(), &overrides.set, dataset)?;
             let ctx = RunContext::new(cfg, "inspect");
             let report = ctx.stage("scan", |res| {
                 let ds = Dataset::open(&ctx.config.dataset)?;
@@ -266,10 +273,7 @@ fn query_command(
     quiet: bool,
 ) -> anyhow::Result<()> {
     use crate::query::{run_query, QueryOutput};
-    let mut cfg = load_config(config.as_deref(), &overrides)?;
-    if let Some(d) = dataset {
-        cfg.dataset.path = d;
-    }
+    let cfg = config_for_dataset(config.as_deref(), &overrides, dataset)?;
     let output = match &out {
         Some(p) => QueryOutput::to_file(p)?,
         None => QueryOutput::Print { max_rows },

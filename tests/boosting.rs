@@ -113,25 +113,19 @@ fn budget_and_file_layout_do_not_change_the_model() {
 #[test]
 fn cache_round_trips_every_value() {
     let dir = tempfile::tempdir().unwrap();
-    let data = synth(dir.path(), "d", 6, 3);
-    let cfg = spliceboost::config::DatasetConfig {
-        path: data,
-        ..Default::default()
-    };
-    let ds = Dataset::open(&cfg).unwrap();
-    let pool = std::sync::Arc::new(MemoryPool::new(1 << 30));
-    let mut res = MemoryConsumer::new("bin").register(&pool);
-    let cuts: Cuts = sketch_dataset(&ds, 64, &mut res).unwrap();
-    assert!(cuts.features.iter().any(|f| f.sparse) || cuts.features.iter().all(|f| !f.sparse));
+    let (ds, cuts, pc) = small_cache(dir.path(), 6, 64);
+    assert!(
+        cuts.features.iter().any(|f| f.sparse),
+        "the CSR path is exercised"
+    );
     let fp = cache::fingerprint(&ds, 64);
-    let cdir = dir.path().join("cache");
-    let m = cache::build(&ds, &cuts, &cdir, &fp, &mut res).unwrap();
     assert_eq!(
-        cache::find(&cdir, &fp).as_ref(),
-        Some(&m),
+        cache::find(&dir.path().join("c"), &fp).as_ref(),
+        Some(&pc.manifest),
         "a finished cache is found again"
     );
-    let pc = PageCache::open(&cdir, m).unwrap();
+    let pool = std::sync::Arc::new(MemoryPool::new(1 << 30));
+    let res = MemoryConsumer::new("scan").register(&pool);
     let names: Vec<String> = ds.feature_names();
     let mut row = 0usize;
     let mut buf = vec![];
@@ -303,9 +297,9 @@ proptest! {
     }
 }
 
-/// A cache of a small dataset, for the histogram properties.
-fn small_cache(dir: &Path) -> PageCache {
-    let data = synth(dir, "h", 4, 4);
+/// A binned cache of a small synthetic dataset in `dir/c`.
+fn small_cache(dir: &Path, genes: usize, max_bin: usize) -> (Dataset, Cuts, PageCache) {
+    let data = synth(dir, "h", genes, genes.div_ceil(2));
     let cfg = spliceboost::config::DatasetConfig {
         path: data,
         ..Default::default()
@@ -313,10 +307,11 @@ fn small_cache(dir: &Path) -> PageCache {
     let ds = Dataset::open(&cfg).unwrap();
     let pool = std::sync::Arc::new(MemoryPool::new(1 << 30));
     let mut res = MemoryConsumer::new("bin").register(&pool);
-    let cuts = sketch_dataset(&ds, 32, &mut res).unwrap();
-    let fp = cache::fingerprint(&ds, 32);
+    let cuts = sketch_dataset(&ds, max_bin, &mut res).unwrap();
+    let fp = cache::fingerprint(&ds, max_bin);
     let m = cache::build(&ds, &cuts, &dir.join("c"), &fp, &mut res).unwrap();
-    PageCache::open(&dir.join("c"), m).unwrap()
+    let pc = PageCache::open(&dir.join("c"), m).unwrap();
+    (ds, cuts, pc)
 }
 
 proptest! {
@@ -327,7 +322,7 @@ proptest! {
         seed in any::<u64>(),
     ) {
         let dir = tempfile::tempdir().unwrap();
-        let pc = small_cache(dir.path());
+        let (_, _, pc) = small_cache(dir.path(), 4, 32);
         let pf = page_features(&pc.layout);
         let nf = pc.manifest.cuts.features.len();
         let page = pc.page(0).unwrap();
@@ -366,7 +361,7 @@ proptest! {
 #[test]
 fn subtraction_gives_the_sibling_exactly() {
     let dir = tempfile::tempdir().unwrap();
-    let pc = small_cache(dir.path());
+    let (_, _, pc) = small_cache(dir.path(), 4, 32);
     let pf = page_features(&pc.layout);
     let nf = pc.manifest.cuts.features.len();
     let page = pc.page(0).unwrap();
