@@ -37,10 +37,11 @@ fn page_cache(dir: &std::path::Path) -> PageCache {
 fn histogram(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let pc = page_cache(dir.path());
-    let pf = page_features(&pc.layout);
+    let pf = page_features(&pc.layout, &pc.manifest.cuts);
     let nf = pc.manifest.cuts.features.len();
+    let slots = *pf.offsets.last().unwrap();
     let page = pc.page(0).unwrap();
-    let mut h = Histogram::zeros(nf);
+    let mut h = Histogram::zeros(slots);
     let mut g = c.benchmark_group("histogram");
     g.throughput(Throughput::Elements((page.rows * nf) as u64));
     g.bench_function("add_row/one page, all features", |b| {
@@ -53,7 +54,7 @@ fn histogram(c: &mut Criterion) {
         })
     });
     let parent = h.clone();
-    g.throughput(Throughput::Elements((nf * 256) as u64));
+    g.throughput(Throughput::Elements(slots as u64));
     g.bench_function("subtract/one node", |b| {
         b.iter(|| {
             let mut child = h.clone();

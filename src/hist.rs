@@ -6,33 +6,34 @@
 //! the small ones.
 
 use crate::binning::cache::{Layout, Page, Position};
-use crate::binning::{Cuts, SLOTS};
+use crate::binning::Cuts;
 
 /// Gradient and hessian sums.
 pub type GradPair = [f64; 2];
 
-/// One node's histogram: `features × SLOTS` gradient pairs.
+/// One node's histogram: each feature's slots (see [`Cuts::slot_offsets`]) of gradient pairs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Histogram {
     pub bins: Vec<GradPair>,
 }
 
 impl Histogram {
-    /// Heap bytes of one node's histogram.
-    pub fn bytes(features: usize) -> u64 {
-        (features * SLOTS * std::mem::size_of::<GradPair>()) as u64
+    /// Heap bytes of one node's histogram of `slots` slots.
+    pub fn bytes(slots: usize) -> u64 {
+        (slots * std::mem::size_of::<GradPair>()) as u64
     }
 
-    pub fn zeros(features: usize) -> Self {
+    /// An empty histogram of `slots` slots (the last of the slot offsets).
+    pub fn zeros(slots: usize) -> Self {
         Self {
-            bins: vec![[0.0; 2]; features * SLOTS],
+            bins: vec![[0.0; 2]; slots],
         }
     }
 
     /// The slots of feature `f`.
     #[inline]
-    pub fn feature(&self, f: usize) -> &[GradPair] {
-        &self.bins[f * SLOTS..(f + 1) * SLOTS]
+    pub fn feature<'a>(&'a self, f: usize, offsets: &[usize]) -> &'a [GradPair] {
+        &self.bins[offsets[f]..offsets[f + 1]]
     }
 
     pub fn clear(&mut self) {
@@ -60,8 +61,8 @@ impl Histogram {
     #[inline]
     pub fn add_row(&mut self, page: &Page<'_>, layout: &Layout, pf: &PageFeatures, r: usize, g: f64, h: f64) {
         let row = &page.dense[r * layout.n_dense..(r + 1) * layout.n_dense];
-        for (&code, &f) in row.iter().zip(&pf.dense) {
-            let s = &mut self.bins[f * SLOTS + code as usize];
+        for (&code, &off) in row.iter().zip(&pf.dense_offsets) {
+            let s = &mut self.bins[off + code as usize];
             s[0] += g;
             s[1] += h;
         }
@@ -72,7 +73,7 @@ impl Histogram {
             let idx = &page.sparse.indices()[lo..hi];
             let data = &page.sparse.data()[lo..hi];
             for (&s_i, &code) in idx.iter().zip(data) {
-                let s = &mut self.bins[pf.sparse[s_i as usize] * SLOTS + code as usize];
+                let s = &mut self.bins[pf.sparse_offsets[s_i as usize] + code as usize];
                 s[0] += g;
                 s[1] += h;
             }
@@ -81,10 +82,10 @@ impl Histogram {
 
     /// Puts into each sparse feature's zero bin what the node's total leaves after its
     /// stored (non-zero) values.
-    pub fn fill_sparse_zeros(&mut self, cuts: &Cuts, sparse_features: &[usize], total: GradPair) {
-        for &f in sparse_features {
+    pub fn fill_sparse_zeros(&mut self, cuts: &Cuts, pf: &PageFeatures, total: GradPair) {
+        for (&f, &off) in pf.sparse.iter().zip(&pf.sparse_offsets) {
             let z = cuts.features[f].zero_bin as usize;
-            let slots = &mut self.bins[f * SLOTS..(f + 1) * SLOTS];
+            let slots = &mut self.bins[off..off + cuts.features[f].n_slots()];
             let (mut g, mut h) = (0.0, 0.0);
             for (i, s) in slots.iter().enumerate() {
                 if i != z {
@@ -102,10 +103,15 @@ impl Histogram {
 pub struct PageFeatures {
     pub dense: Vec<usize>,
     pub sparse: Vec<usize>,
+    /// Each feature's first histogram slot, in the same orders.
+    pub dense_offsets: Vec<usize>,
+    pub sparse_offsets: Vec<usize>,
+    /// Slot offsets of every feature (the last entry is the total).
+    pub offsets: Vec<usize>,
 }
 
-/// Reads [`PageFeatures`] off a cache layout.
-pub fn page_features(layout: &Layout) -> PageFeatures {
+/// Reads [`PageFeatures`] off a cache layout and its cuts.
+pub fn page_features(layout: &Layout, cuts: &Cuts) -> PageFeatures {
     let mut dense = vec![0; layout.n_dense];
     let mut sparse = vec![];
     for (f, p) in layout.position.iter().enumerate() {
@@ -119,5 +125,12 @@ pub fn page_features(layout: &Layout) -> PageFeatures {
             }
         }
     }
-    PageFeatures { dense, sparse }
+    let offsets = cuts.slot_offsets();
+    PageFeatures {
+        dense_offsets: dense.iter().map(|&f| offsets[f]).collect(),
+        sparse_offsets: sparse.iter().map(|&f| offsets[f]).collect(),
+        dense,
+        sparse,
+        offsets,
+    }
 }

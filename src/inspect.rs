@@ -221,6 +221,20 @@ pub fn inspect(ds: &Dataset, res: &mut MemoryReservation) -> anyhow::Result<Insp
             dense += 1;
         }
     }
+    // Histogram slots: an integer or boolean column needs no more than its range holds; a
+    // float column may need all 256. An upper bound, known before any cuts are made.
+    let hist_slots: u64 = stats
+        .iter()
+        .map(|s| {
+            let range = match (s.kind, s.min, s.max) {
+                (FeatureType::Int | FeatureType::Bool, Some(lo), Some(hi)) => {
+                    (hi - lo + 1.0).clamp(1.0, 256.0) as u64
+                }
+                _ => 256,
+            };
+            (range + u64::from(s.null_count > 0)).min(256)
+        })
+        .sum();
     let shape = TrainShape {
         rows,
         dense_features: dense,
@@ -229,6 +243,7 @@ pub fn inspect(ds: &Dataset, res: &mut MemoryReservation) -> anyhow::Result<Insp
         max_bin: 256,
         max_depth: 6,
         threads: rayon::current_num_threads() as u64,
+        hist_slots,
     };
     let metadata_columns = ds
         .schema

@@ -40,6 +40,8 @@ pub struct TrainShape {
     pub max_bin: u64,
     pub max_depth: u64,
     pub threads: u64,
+    /// Histogram slots of one node, all features together (at most 256 a feature).
+    pub hist_slots: u64,
 }
 
 /// The parts a training run must hold in memory, and the cache it writes to disk.
@@ -69,9 +71,7 @@ impl TrainShape {
 
     /// Prices each part.
     pub fn needs(&self) -> TrainNeeds {
-        // Every feature has 256 histogram slots whatever its bin count.
-        let per_node =
-            (self.dense_features + self.sparse_features) * crate::binning::SLOTS as u64 * BIN_BYTES;
+        let per_node = self.hist_slots * BIN_BYTES;
         let nodes = hist_nodes(self.max_depth, self.threads);
         TrainNeeds {
             state_bytes: self.rows * STATE_BYTES_PER_ROW,
@@ -119,6 +119,7 @@ mod tests {
             max_bin: 256,
             max_depth: 6,
             threads: 2,
+            hist_slots: 124 * 256,
         }
     }
 

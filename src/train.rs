@@ -50,24 +50,22 @@ pub fn train_job(
 ) -> anyhow::Result<Trained> {
     let cfg = &ctx.config;
     let ds = Dataset::open(&cfg.dataset)?;
-    // Refuse a train budget that cannot hold the per-row state, before any pass.
-    let threads = rayon::current_num_threads();
-    let (state, hists) =
-        crate::boost::train_bytes(ds.rows(), ds.roles.features.len(), params.max_depth, threads);
+    // Refuse a train budget that cannot hold the per-row state and one page, before any
+    // pass; the histograms, whose size the cuts decide, are checked once they are known.
+    let state = ds.rows() * crate::plan::STATE_BYTES_PER_ROW;
     // A page of one byte per feature and row (sparse columns only take less).
     let page = ds.rows().min(crate::binning::cache::PAGE_ROWS as u64) * ds.roles.features.len() as u64;
     let train_budget = cfg.memory.budget("train");
-    if state + hists + page > train_budget {
+    if state + page > train_budget {
         return Err(MemoryError::TooSmall {
             stage: "train".into(),
             key: "memory.train".into(),
-            needed: state + hists + page,
+            needed: state + page,
             budget: train_budget,
             what: format!(
-                "per-row state for {} rows, histograms for {} features at depth {}, one page",
+                "per-row state for {} rows and one page of {} features",
                 ds.rows(),
-                ds.roles.features.len(),
-                params.max_depth
+                ds.roles.features.len()
             ),
         }
         .into());

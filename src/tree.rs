@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::binning::{Cuts, MISSING};
+use crate::binning::Cuts;
 use crate::hist::{GradPair, Histogram};
 
 /// The regularisation that split finding and leaf weights use.
@@ -61,6 +61,7 @@ pub fn best_split(
     hist: &Histogram,
     total: GradPair,
     cuts: &Cuts,
+    offsets: &[usize],
     features: &[usize],
     p: &SplitParams,
 ) -> Option<Split> {
@@ -72,12 +73,8 @@ pub fn best_split(
         if n < 2 {
             continue;
         }
-        let slots = hist.feature(f);
-        let miss = if fb.has_missing {
-            slots[MISSING as usize]
-        } else {
-            [0.0, 0.0]
-        };
+        let slots = hist.feature(f, offsets);
+        let miss = if fb.has_missing { slots[n] } else { [0.0, 0.0] };
         let (mut gl, mut hl) = (0.0, 0.0);
         for (b, s) in slots.iter().enumerate().take(n - 1) {
             gl += s[0];
@@ -184,8 +181,8 @@ impl Tree {
 
     /// The child a row with bin `code` of the split feature goes to.
     #[inline]
-    pub fn route_bin(&self, n: usize, code: u8, has_missing: bool) -> usize {
-        let left = if has_missing && code == MISSING {
+    pub fn route_bin(&self, n: usize, code: u8, missing: Option<u8>) -> usize {
+        let left = if Some(code) == missing {
             self.default_left[n]
         } else {
             (code as u16) <= self.split_bin[n]
@@ -245,7 +242,7 @@ mod tests {
 
     /// Rows as (bin, g, h); the histogram and total built by hand.
     fn hist_of(rows: &[(u8, f64, f64)]) -> (Histogram, GradPair) {
-        let mut h = Histogram::zeros(1);
+        let mut h = Histogram::zeros(5);
         let mut t = [0.0, 0.0];
         for &(b, g, hh) in rows {
             h.bins[b as usize][0] += g;
@@ -267,7 +264,7 @@ mod tests {
         ];
         let (h, t) = hist_of(&rows);
         let p = params();
-        let s = best_split(&h, t, &cuts(false), &[0], &p).unwrap();
+        let s = best_split(&h, t, &cuts(false), &[0, 4], &[0], &p).unwrap();
         // Brute force: every threshold bin, sums straight from the rows.
         let mut best = (f64::MIN, 0);
         for b in 0..3u8 {
@@ -293,26 +290,26 @@ mod tests {
             (0, -2.0, 1.0),
             (0, -2.0, 1.0),
             (3, 2.0, 1.0),
-            (MISSING, 2.0, 1.0),
-            (MISSING, 2.0, 1.0),
+            (4, 2.0, 1.0),
+            (4, 2.0, 1.0),
         ];
         let (h, t) = hist_of(&rows);
-        let s = best_split(&h, t, &cuts(true), &[0], &params()).unwrap();
+        let s = best_split(&h, t, &cuts(true), &[0, 5], &[0], &params()).unwrap();
         assert!(!s.default_left);
         assert_eq!(s.right, [6.0, 3.0]);
         let mut tree = Tree::root(0.0, 5.0);
         tree.split(0, &s, 1.0, (-1.0, 1.0));
         assert_eq!(tree.leaf(&[f32::NAN]), 2);
         assert_eq!(tree.leaf(&[0.5]), 1);
-        assert_eq!(tree.route_bin(0, MISSING, true), 2);
+        assert_eq!(tree.route_bin(0, 4, Some(4)), 2);
     }
 
     #[test]
     fn gamma_blocks_weak_splits() {
         let (h, t) = hist_of(&[(0, -1.0, 1.0), (3, 1.0, 1.0)]);
         let mut p = params();
-        let s = best_split(&h, t, &cuts(false), &[0], &p).unwrap();
+        let s = best_split(&h, t, &cuts(false), &[0, 4], &[0], &p).unwrap();
         p.gamma = s.loss_change + 1e-9;
-        assert!(best_split(&h, t, &cuts(false), &[0], &p).is_none());
+        assert!(best_split(&h, t, &cuts(false), &[0, 4], &[0], &p).is_none());
     }
 }

@@ -95,8 +95,12 @@ fn budget_and_file_layout_do_not_change_the_model() {
     let m: cache::CacheManifest =
         serde_json::from_slice(&std::fs::read(cache_dir.join("manifest.json")).unwrap()).unwrap();
     assert!(m.pages.len() >= 2);
-    let (state, hists) =
-        spliceboost::boost::train_bytes(m.rows, m.cuts.features.len(), 3, rayon::current_num_threads());
+    let (state, hists) = spliceboost::boost::train_bytes(
+        m.rows,
+        *m.cuts.slot_offsets().last().unwrap(),
+        3,
+        rayon::current_num_threads(),
+    );
     let streaming = state + hists + spliceboost::boost::page_budget(&m) + 1024;
     assert!(streaming < state + hists + m.bins_bytes());
     let streamed = train(
@@ -323,8 +327,9 @@ proptest! {
     ) {
         let dir = tempfile::tempdir().unwrap();
         let (_, _, pc) = small_cache(dir.path(), 4, 32);
-        let pf = page_features(&pc.layout);
+        let pf = page_features(&pc.layout, &pc.manifest.cuts);
         let nf = pc.manifest.cuts.features.len();
+        let slots = *pf.offsets.last().unwrap();
         let page = pc.page(0).unwrap();
         let mut state = seed | 1;
         let mut next = || { state ^= state << 13; state ^= state >> 7; state ^= state << 17; (state % 2001) as f64 / 1000.0 - 1.0 };
@@ -336,22 +341,23 @@ proptest! {
                 rows.push((r, g, h));
             }
         }
-        let mut h = Histogram::zeros(nf);
+        let mut h = Histogram::zeros(slots);
         let mut total = [0.0, 0.0];
         for &(r, g, hh) in &rows {
             h.add_row(&page, &pc.layout, &pf, r, g, hh);
             total[0] += g;
             total[1] += hh;
         }
-        h.fill_sparse_zeros(&pc.manifest.cuts, &pf.sparse, total);
+        h.fill_sparse_zeros(&pc.manifest.cuts, &pf, total);
         for f in 0..nf {
-            let mut expect = vec![[0.0f64; 2]; 256];
+            let mut expect = vec![[0.0f64; 2]; pc.manifest.cuts.features[f].n_slots()];
             for &(r, g, hh) in &rows {
                 let c = page.code(r, &pc.layout, f) as usize;
                 expect[c][0] += g;
                 expect[c][1] += hh;
             }
-            for (s, e) in h.feature(f).iter().zip(&expect) {
+            prop_assert_eq!(h.feature(f, &pf.offsets).len(), expect.len());
+            for (s, e) in h.feature(f, &pf.offsets).iter().zip(&expect) {
                 prop_assert!((s[0] - e[0]).abs() < 1e-9 && (s[1] - e[1]).abs() < 1e-9, "feature {} slot {:?} vs {:?}", f, s, e);
             }
         }
@@ -362,11 +368,14 @@ proptest! {
 fn subtraction_gives_the_sibling_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let (_, _, pc) = small_cache(dir.path(), 4, 32);
-    let pf = page_features(&pc.layout);
-    let nf = pc.manifest.cuts.features.len();
+    let pf = page_features(&pc.layout, &pc.manifest.cuts);
+    let slots = *pf.offsets.last().unwrap();
     let page = pc.page(0).unwrap();
-    let (mut parent, mut left, mut right) =
-        (Histogram::zeros(nf), Histogram::zeros(nf), Histogram::zeros(nf));
+    let (mut parent, mut left, mut right) = (
+        Histogram::zeros(slots),
+        Histogram::zeros(slots),
+        Histogram::zeros(slots),
+    );
     for r in 0..page.rows {
         // Small integers are exact in f64, so the subtraction must be too.
         let (g, h) = ((r % 7) as f64 - 3.0, (r % 5) as f64 + 1.0);

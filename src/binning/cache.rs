@@ -27,7 +27,8 @@ use crate::memory::MemoryReservation;
 /// Rows per page.
 pub const PAGE_ROWS: usize = 16 * 1024;
 const FORMAT: &str = "spliceboost-bin-cache";
-const VERSION: u32 = 1;
+// 2: a missing value is coded as the bin after the last value bin.
+const VERSION: u32 = 2;
 
 /// Where one page lies in `bins.bin`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

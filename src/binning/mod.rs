@@ -18,12 +18,8 @@ use serde::{Deserialize, Serialize};
 use crate::io::{to_f32, Dataset};
 use crate::memory::MemoryReservation;
 
-/// The bin code of a missing value in a feature that has missing values.
-pub const MISSING: u8 = 255;
-/// Histogram slots per feature. A stored code is its own slot: features with missing values
-/// have at most 255 value bins, so slot 255 is their missing bin; features without missing
-/// values may use all 256 slots for values.
-pub const SLOTS: usize = 256;
+/// The most histogram slots a feature can have: 256 value bins, or 255 and a missing bin.
+pub const MAX_SLOTS: usize = 256;
 /// A column whose values are at least this often zero is stored sparse.
 pub const SPARSE_ZERO_FRACTION: f64 = 0.75;
 
@@ -33,7 +29,7 @@ pub struct FeatureBins {
     pub name: String,
     /// Ascending; value bin `b` holds `[cuts[b-1], cuts[b])`.
     pub cuts: Vec<f32>,
-    /// Missing values were seen: code [`MISSING`] means missing, and value bins stop at 254.
+    /// Missing values were seen: code `n_bins()` means missing (so at most 255 value bins).
     pub has_missing: bool,
     /// Stored sparse: only non-zero values are written, zero being `zero_bin`.
     pub sparse: bool,
@@ -49,14 +45,26 @@ impl FeatureBins {
         self.cuts.len() + 1
     }
 
-    /// The bin of `x`.
+    /// The bin of `x`; a missing value's code is the one after the last value bin.
     #[inline]
     pub fn bin(&self, x: f32) -> u8 {
         if x.is_nan() {
-            MISSING
+            self.missing_code()
         } else {
             self.cuts.partition_point(|&c| c <= x) as u8
         }
+    }
+
+    /// The code of a missing value (meaningful when `has_missing`).
+    #[inline]
+    pub fn missing_code(&self) -> u8 {
+        self.n_bins().min(255) as u8
+    }
+
+    /// Histogram slots: one per value bin, and one for missing values when there are any.
+    /// A stored code is its own slot.
+    pub fn n_slots(&self) -> usize {
+        self.n_bins() + usize::from(self.has_missing)
     }
 
     /// The threshold of the split "bins ≤ `bin` go left": `x < threshold` goes left.
@@ -70,6 +78,22 @@ impl FeatureBins {
 pub struct Cuts {
     pub max_bin: usize,
     pub features: Vec<FeatureBins>,
+}
+
+impl Cuts {
+    /// Where each feature's slots start in a node's histogram; the last entry is the total.
+    /// Features get only the slots they use, as LightGBM's bin offsets do: a k-mer count
+    /// column with eight distinct values takes eight slots, not 256.
+    pub fn slot_offsets(&self) -> Vec<usize> {
+        let mut off = Vec::with_capacity(self.features.len() + 1);
+        let mut at = 0;
+        off.push(0);
+        for f in &self.features {
+            at += f.n_slots();
+            off.push(at);
+        }
+        off
+    }
 }
 
 /// Per-feature state of the sketch pass.
@@ -245,9 +269,10 @@ mod tests {
         assert_eq!(fb.cuts, vec![1.0, 3.0]);
         assert_eq!(
             (fb.bin(0.0), fb.bin(1.0), fb.bin(3.0), fb.bin(f32::NAN)),
-            (0, 1, 2, MISSING)
+            (0, 1, 2, 3)
         );
         assert!(fb.has_missing);
+        assert_eq!(fb.n_slots(), 4, "three value bins and a missing bin");
     }
 
     #[test]

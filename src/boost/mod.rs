@@ -278,10 +278,11 @@ fn draw(seed: u64, tree: usize, row: usize) -> f64 {
     (z >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// Heap bytes the trainer needs: per-row state and the histogram pool.
-pub fn train_bytes(rows: u64, features: usize, max_depth: usize, threads: usize) -> (u64, u64) {
+/// Heap bytes the trainer needs: per-row state, and the histogram pool for nodes of
+/// `slots` histogram slots (the last of the cuts' slot offsets).
+pub fn train_bytes(rows: u64, slots: usize, max_depth: usize, threads: usize) -> (u64, u64) {
     let state = rows * crate::plan::STATE_BYTES_PER_ROW;
-    let hists = Histogram::bytes(features) * crate::plan::hist_nodes(max_depth as u64, threads as u64);
+    let hists = Histogram::bytes(slots) * crate::plan::hist_nodes(max_depth as u64, threads as u64);
     (state, hists)
 }
 
@@ -294,7 +295,8 @@ pub fn page_budget(m: &crate::binning::cache::CacheManifest) -> u64 {
 #[derive(Clone, Copy)]
 struct Route {
     feature: usize,
-    has_missing: bool,
+    /// The split feature's missing-value code, when it has missing values.
+    missing: Option<u8>,
 }
 
 /// Trains one model on the cached rows. `roles` says which rows train and which validate;
@@ -312,7 +314,9 @@ pub fn train(
     let n = labels.len();
     let nf = cuts.features.len();
     let threads = rayon::current_num_threads();
-    let (state_bytes, hist_bytes) = train_bytes(n as u64, nf, params.max_depth, threads);
+    let pf = page_features(&cache.layout, cuts);
+    let slots = *pf.offsets.last().expect("offsets end with the total");
+    let (state_bytes, hist_bytes) = train_bytes(n as u64, slots, params.max_depth, threads);
     let page_bytes = cache
         .manifest
         .bins_bytes()
@@ -371,7 +375,6 @@ pub fn train(
     let mut hess = vec![0f32; n];
     let mut weight = vec![0f32; n];
     let mut node = vec![0u32; n];
-    let pf = page_features(&cache.layout);
     let sp = params.split_params();
     // Validation predictions and targets, gathered each round into buffers made once.
     let n_valid = roles.iter().filter(|&&r| r == Role::Valid).count();
@@ -540,13 +543,13 @@ fn grow(
     // The root's histogram: one pass, nothing to route.
     let mut built = level_pass(cache, pf, grad, hess, node, &tree, &[None], &[0], 1)?;
     let mut root_hist = built.pop().expect("one histogram");
-    root_hist.fill_sparse_zeros(cuts, &pf.sparse, root_total);
+    root_hist.fill_sparse_zeros(cuts, pf, root_total);
     // Nodes of the current level with their histograms and sums.
     let mut level: Vec<(usize, Histogram, GradPair)> = vec![(0, root_hist, root_total)];
     for depth in 0..params.max_depth {
         let splits: Vec<Option<Split>> = level
             .par_iter()
-            .map(|(_, h, tot)| best_split(h, *tot, cuts, features, sp))
+            .map(|(_, h, tot)| best_split(h, *tot, cuts, &pf.offsets, features, sp))
             .collect();
         if splits.iter().all(Option::is_none) {
             break;
@@ -563,7 +566,7 @@ fn grow(
             let (l, r) = tree.split(*id, s, fb.threshold(s.bin), weights);
             routes[*id] = Some(Route {
                 feature: s.feature,
-                has_missing: fb.has_missing,
+                missing: fb.has_missing.then(|| fb.missing_code()),
             });
             children.push((*id, l, r, *s));
         }
@@ -602,7 +605,7 @@ fn grow(
         let mut next = Vec::with_capacity(2 * children.len());
         for (k, (pid, l, r, s)) in children.into_iter().enumerate() {
             let mut built = std::mem::replace(&mut hists[k], Histogram { bins: vec![] });
-            built.fill_sparse_zeros(cuts, &pf.sparse, small[k].1);
+            built.fill_sparse_zeros(cuts, pf, small[k].1);
             let parent = parents.remove(&pid).expect("parent histogram kept");
             let mut other = built.clone();
             other.subtract_from(&parent);
@@ -633,10 +636,10 @@ fn level_pass(
     slots: &[i32],
     n_build: usize,
 ) -> anyhow::Result<Vec<Histogram>> {
-    let nf = cache.manifest.cuts.features.len();
+    let hist_slots = *pf.offsets.last().expect("offsets end with the total");
     let threads = rayon::current_num_threads();
     let mut per_thread: Vec<Vec<Histogram>> = (0..threads)
-        .map(|_| (0..n_build).map(|_| Histogram::zeros(nf)).collect())
+        .map(|_| (0..n_build).map(|_| Histogram::zeros(hist_slots)).collect())
         .collect();
     let layout = &cache.layout;
     for p in 0..cache.manifest.pages.len() {
@@ -654,7 +657,7 @@ fn level_pass(
                     let mut cur = *nd as usize;
                     if let Some(rt) = routes.get(cur).copied().flatten() {
                         let code = page.code(r, layout, rt.feature);
-                        cur = tree.route_bin(cur, code, rt.has_missing);
+                        cur = tree.route_bin(cur, code, rt.missing);
                         *nd = cur as u32;
                     }
                     let h = hess[r0 + r];
