@@ -1,5 +1,7 @@
 //! What a run reports: the per-stage memory and time table, as JSON and as text.
 
+pub mod html;
+
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
