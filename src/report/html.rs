@@ -99,17 +99,17 @@ pub fn render(data: &ReportData) -> anyhow::Result<String> {
          <title>{title}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<h1>{title}</h1>\n"
     );
 
-    h.push_str("<section>\n<h2>Run</h2>\n<table class=\"kv\">\n");
+    h.push_str("<section id=\"run\">\n<h2>Run</h2>\n<table class=\"kv\">\n");
     for (k, v) in &data.summary {
         let _ = writeln!(h, "<tr><th>{}</th><td>{}</td></tr>", escape(k), escape(v));
     }
     h.push_str("</table>\n</section>\n");
 
-    h.push_str("<section>\n<h2>Cross-validation metrics</h2>\n");
+    h.push_str("<section id=\"metrics\">\n<h2>Cross-validation metrics</h2>\n");
     table(&mut h, &data.metrics_header, &data.metrics);
     h.push_str("</section>\n");
 
-    h.push_str("<section>\n<h2>Meta-model vs base scores</h2>\n");
+    h.push_str("<section id=\"base\">\n<h2>Meta-model vs base scores</h2>\n");
     match &data.base_vs_meta {
         Some((header, rows)) => table(&mut h, header, rows),
         None => h.push_str(
@@ -119,7 +119,7 @@ pub fn render(data: &ReportData) -> anyhow::Result<String> {
     }
     h.push_str("</section>\n");
 
-    h.push_str("<section>\n<h2>Curves per class (one vs rest)</h2>\n");
+    h.push_str("<section id=\"curves\">\n<h2>Curves per class (one vs rest)</h2>\n");
     if data.curves.is_empty() {
         h.push_str("<p class=\"note\">No curves were recorded.</p>\n");
     }
@@ -161,7 +161,7 @@ pub fn render(data: &ReportData) -> anyhow::Result<String> {
     h.push_str("</section>\n");
 
     h.push_str(
-        "<section>\n<h2>Confusion matrices</h2>\n\
+        "<section id=\"confusion\">\n<h2>Confusion matrices</h2>\n\
          <p class=\"note\">Rows are true classes, columns predicted ones; shading is the share of \
          the row, so the diagonal reads as per-class recall.</p>\n<div class=\"charts\">\n",
     );
@@ -174,7 +174,7 @@ pub fn render(data: &ReportData) -> anyhow::Result<String> {
 
     let _ = writeln!(
         h,
-        "<section>\n<h2>Feature importance (top {TOP_FEATURES} by gain)</h2>\n<div class=\"charts\">"
+        "<section id=\"importance\">\n<h2>Feature importance (top {TOP_FEATURES} by gain)</h2>\n<div class=\"charts\">"
     );
     for (class, features) in &data.importance {
         let svg = importance_chart(class, features)
@@ -183,19 +183,22 @@ pub fn render(data: &ReportData) -> anyhow::Result<String> {
     }
     h.push_str("</div>\n</section>\n");
 
-    h.push_str("<section>\n<h2>Memory and time per stage</h2>\n");
+    h.push_str("<section id=\"memory\">\n<h2>Memory and time per stage</h2>\n");
     if data.stages.is_empty() {
         h.push_str("<p class=\"note\">No stages were recorded.</p>\n");
     } else {
         let svg = memory_chart(&data.stages).context("drawing the memory chart")?;
+        // Inside a flex row the figure shrinks to the chart instead of spanning the page.
+        h.push_str("<div class=\"charts\">\n");
         figure(&mut h, &svg);
+        h.push_str("</div>\n");
         stage_table(&mut h, &data.stages);
     }
     h.push_str("</section>\n");
 
     let _ = write!(
         h,
-        "<section>\n<h2>Configuration</h2>\n<pre>{}</pre>\n</section>\n\
+        "<section id=\"config\">\n<h2>Configuration</h2>\n<pre>{}</pre>\n</section>\n\
          <footer>spliceboost {}</footer>\n</body>\n</html>\n",
         escape(&data.config_toml),
         env!("CARGO_PKG_VERSION")
@@ -342,6 +345,7 @@ fn curve_chart(
             .y_desc(y_desc)
             .label_style((FONT, 13))
             .axis_desc_style((FONT, 14))
+            .max_light_lines(4)
             .light_line_style(GRID_LIGHT)
             .bold_line_style(GRID_BOLD)
             .draw()?;
@@ -494,7 +498,7 @@ fn group_digits(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);
@@ -515,20 +519,29 @@ fn shorten(name: &str) -> String {
     }
 }
 
-/// Compact tick labels, since total gains run into the millions.
+/// Compact tick labels, since total gains run into the millions and long labels collide.
 fn compact(v: f64) -> String {
     let a = v.abs();
-    if a >= 1e9 {
-        format!("{:.1}G", v / 1e9)
+    let (scaled, suffix) = if a >= 1e9 {
+        (v / 1e9, "G")
     } else if a >= 1e6 {
-        format!("{:.1}M", v / 1e6)
+        (v / 1e6, "M")
     } else if a >= 1e3 {
-        format!("{:.1}k", v / 1e3)
-    } else if a >= 10.0 || a == 0.0 {
-        format!("{v:.0}")
+        (v / 1e3, "k")
     } else {
-        format!("{v:.2}")
-    }
+        (v, "")
+    };
+    let digits = if scaled.abs() >= 10.0 || scaled == 0.0 {
+        format!("{scaled:.0}")
+    } else {
+        format!("{scaled:.2}")
+    };
+    let digits = if digits.contains('.') {
+        digits.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        &digits
+    };
+    format!("{digits}{suffix}")
 }
 
 /// Horizontal bars, largest gain at the top.
@@ -560,7 +573,7 @@ fn importance_chart(class: &str, features: &[(String, f64)]) -> anyhow::Result<S
 
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (420 + label_area, height)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (380 + label_area, height)).into_drawing_area();
         root.fill(&WHITE)?;
         let mut chart = ChartBuilder::on(&root)
             .caption(title, (FONT, 18))
@@ -579,6 +592,8 @@ fn importance_chart(class: &str, features: &[(String, f64)]) -> anyhow::Result<S
             .configure_mesh()
             .disable_y_mesh()
             .x_desc("total gain")
+            .x_labels(6)
+            .max_light_lines(4)
             .x_label_formatter(&x_label)
             .y_label_formatter(&y_label)
             .label_style((FONT, 12))
@@ -638,6 +653,7 @@ fn memory_chart(stages: &[StageRecord]) -> anyhow::Result<String> {
             .disable_x_mesh()
             .x_desc("stage")
             .y_desc("MiB")
+            .max_light_lines(4)
             .x_label_formatter(&x_label)
             .y_label_formatter(&y_label)
             .label_style((FONT, 13))
@@ -850,6 +866,14 @@ mod tests {
         let path = dir.path().join("report.html");
         write(&path, &sample(false)).unwrap();
         assert!(std::fs::read_to_string(&path).unwrap().contains("</html>"));
+    }
+
+    #[test]
+    fn gain_ticks_are_compact() {
+        assert_eq!(compact(0.0), "0");
+        assert_eq!(compact(0.25), "0.25");
+        assert_eq!(compact(200_000.0), "200k");
+        assert_eq!(compact(1_500_000.0), "1.5M");
     }
 
     #[test]
