@@ -2,9 +2,9 @@
 //!
 //! Training uses the binary ones here for early stopping and logging. The gene-wise
 //! cross-validation report needs the rest, each in its own submodule: three-class scores
-//! ([`classify`]), curves to plot ([`curves`]), calibration ([`reliability`]) and SpliceAI's
-//! gene-level top-k ([`topk`]). Every function that allocates says how much in its doc, because
-//! callers reserve from the run's memory pool first.
+//! ([`mod@classify`]), curves to plot ([`curves`]), calibration ([`mod@reliability`]) and
+//! SpliceAI's gene-level top-k ([`topk`]). Every function that allocates says how much in its
+//! doc, because callers reserve from the run's memory pool first.
 
 pub mod classify;
 pub mod curves;
