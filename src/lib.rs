@@ -9,6 +9,7 @@
 
 pub mod binning;
 pub mod boost;
+pub mod calibrate;
 pub mod cli;
 pub mod config;
 pub mod error;

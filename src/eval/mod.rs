@@ -1,7 +1,20 @@
 //! Metrics, computed the way scikit-learn computes them.
 //!
-//! Training uses them for early stopping and logging; the cross-validation report (issue 4)
-//! adds the rest.
+//! Training uses the binary ones here for early stopping and logging. The gene-wise
+//! cross-validation report needs the rest, each in its own submodule: three-class scores
+//! ([`mod@classify`]), curves to plot ([`curves`]), calibration ([`mod@reliability`]) and
+//! SpliceAI's gene-level top-k ([`topk`]). Every function that allocates says how much in its
+//! doc, because callers reserve from the run's memory pool first.
+
+pub mod classify;
+pub mod curves;
+pub mod reliability;
+pub mod topk;
+
+pub use classify::{classify, BinaryCounts, ClassMetrics, Metrics};
+pub use curves::{pr_curve, roc_curve};
+pub use reliability::{brier, ece, reliability, ReliabilityBin};
+pub use topk::{gene_top_k, summarize, GeneTopK, TopKSummary};
 
 /// One row's binary log loss, with `p` clipped to `[1e-15, 1 - 1e-15]` as scikit-learn does.
 #[inline]
