@@ -28,6 +28,19 @@ pub enum Command {
     /// Run the job a config file describes.
     Run {
         config: PathBuf,
+        /// Replace the results of a previous run in `run.out_dir`.
+        #[arg(long)]
+        overwrite: bool,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+    /// Cross-validate the three-class meta-model gene-wise (the `[cv]` section, or its
+    /// defaults), then refit it on every gene.
+    Cv {
+        config: PathBuf,
+        /// Replace the results of a previous run in `run.out_dir`.
+        #[arg(long)]
+        overwrite: bool,
         #[command(flatten)]
         overrides: Overrides,
     },

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use crate::memory::fmt_bytes;
 
 /// The stages that hold a memory budget, in pipeline order. `memory.<stage>` sets each one.
-pub const STAGES: [&str; 8] = [
-    "synth", "scan", "sketch", "bin", "train", "eval", "predict", "query",
+pub const STAGES: [&str; 9] = [
+    "synth", "scan", "sketch", "bin", "train", "cv", "eval", "predict", "query",
 ];
 
 /// A config mistake, located in the file (or in a `--set` override).
@@ -60,6 +60,10 @@ pub struct Config {
     /// When present, `run` (and `train`) trains a one-vs-rest boosted model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train: Option<crate::boost::TrainParams>,
+    /// When present, `run` cross-validates the three-class meta-model gene-wise, with the
+    /// boosting parameters of `[train]` (or their defaults).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cv: Option<crate::cv::CvParams>,
 }
 
 /// Where results go and how the run behaves.
@@ -142,6 +146,10 @@ pub struct MemoryConfig {
     pub bin: Option<Budget>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train: Option<Budget>,
+    /// Cross-validation's own state: fold assignments and out-of-fold predictions, held
+    /// while each fold trains.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cv: Option<Budget>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eval: Option<Budget>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -162,6 +170,7 @@ impl Default for MemoryConfig {
             sketch: None,
             bin: None,
             train: None,
+            cv: None,
             eval: None,
             predict: None,
             query: None,
@@ -178,6 +187,7 @@ impl MemoryConfig {
             "sketch" => self.sketch,
             "bin" => self.bin,
             "train" => self.train,
+            "cv" => self.cv,
             "eval" => self.eval,
             "predict" => self.predict,
             "query" => self.query,
@@ -388,6 +398,9 @@ impl Config {
         if let Some(t) = &self.train {
             t.validate()?;
         }
+        if let Some(c) = &self.cv {
+            c.validate()?;
+        }
         if let Some(s) = &self.synth {
             if s.genes == 0 {
                 return Err(("synth.genes".into(), "must be at least 1".into()));
@@ -539,6 +552,6 @@ mod tests {
     fn unset_stages_share_the_rest() {
         let c = Config::from_toml("[memory]\ntotal = \"800MiB\"\ntrain = \"100MiB\"\n", "c", &[]).unwrap();
         assert_eq!(c.memory.budget("train"), 100 << 20);
-        assert_eq!(c.memory.budget("scan"), (700 << 20) / 7);
+        assert_eq!(c.memory.budget("scan"), (700 << 20) / 8);
     }
 }

@@ -12,6 +12,7 @@ pub mod boost;
 pub mod calibrate;
 pub mod cli;
 pub mod config;
+pub mod cv;
 pub mod error;
 pub mod eval;
 pub mod features;

@@ -10,8 +10,9 @@ use serde::Serialize;
 /// Bytes of per-row state while one binary model trains, at most: margin, gradient, hessian,
 /// weight and target (`f32` each), the row's node (`u32`), its class code and role (a byte
 /// each) — 26 bytes — plus 8 for the validation buffers (a prediction and a target per
-/// validation row), counted as if every row validated.
-pub const STATE_BYTES_PER_ROW: u64 = 34;
+/// validation row), counted as if every row validated, plus 4 for the margins at the best
+/// iteration, which early stopping keeps.
+pub const STATE_BYTES_PER_ROW: u64 = 38;
 /// Histogram bins hold a gradient and a hessian sum, as `f64`.
 pub const BIN_BYTES: u64 = 16;
 /// Rows of one page of the binned cache.
@@ -128,7 +129,7 @@ mod tests {
         let s = shape();
         assert_eq!(
             s.min_budget(),
-            2_500_000 * 34 + 124 * 256 * 16 * (5 * 16) + 16384 * 124
+            2_500_000 * 38 + 124 * 256 * 16 * (5 * 16) + 16384 * 124
         );
         assert!(!s.at_budget(s.min_budget() - 1).fits);
         assert!(s.at_budget(s.min_budget()).fits);

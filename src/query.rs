@@ -232,3 +232,73 @@ pub fn run_query(
     }
     Ok(result)
 }
+
+/// Evaluates a SQL predicate (a `WHERE` clause without the keyword, such as
+/// `gene_type = 'protein_coding'`) on every row of `ds`, in dataset order, streaming the
+/// columns it names under `res`. Rows where it is false or null are dropped (`false`).
+pub fn row_mask(
+    ds: &crate::io::Dataset,
+    predicate: &str,
+    key: &str,
+    res: &MemoryReservation,
+) -> anyhow::Result<Vec<bool>> {
+    use arrow::array::{Array, BooleanArray};
+    use arrow::datatypes::{DataType, Schema};
+    use datafusion::common::DFSchema;
+
+    let bad = |m: String| {
+        InputError::new(format!("`{key}` = {predicate:?}: {m}"))
+            .hint("write a SQL condition over the dataset's columns, e.g. gene_type = 'protein_coding'")
+    };
+    let ctx = SessionContext::new();
+    let full = DFSchema::try_from(ds.schema.as_ref().clone()).map_err(|e| bad(e.to_string()))?;
+    let expr = ctx
+        .parse_sql_expr(predicate, &full)
+        .map_err(|e| bad(e.to_string()))?;
+    // Scan only the columns the predicate names (and at least one, to count rows).
+    let mut columns: Vec<String> = expr.column_refs().iter().map(|c| c.name.clone()).collect();
+    columns.sort();
+    columns.dedup();
+    if columns.is_empty() {
+        columns.push(ds.schema.field(0).name().clone());
+    }
+    let fields: Vec<_> = columns
+        .iter()
+        .map(|c| {
+            ds.schema
+                .field_with_name(c)
+                .map(|f| f.clone().with_nullable(true))
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad(e.to_string()))?;
+    let schema = std::sync::Arc::new(Schema::new(fields));
+    let projected = DFSchema::try_from(schema.as_ref().clone()).map_err(|e| bad(e.to_string()))?;
+    let phys = ctx
+        .create_physical_expr(expr, &projected)
+        .map_err(|e| bad(e.to_string()))?;
+    let mut mask = Vec::with_capacity(ds.rows() as usize);
+    for item in ds.scan().with_columns(&columns).build(res)? {
+        let b = item?;
+        // Files may store a column in another flavour (e.g. string views) than the first.
+        let arrays = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| arrow::compute::cast(b.batch.column(i), f.data_type()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let batch = RecordBatch::try_new(schema.clone(), arrays)?;
+        let out = phys
+            .evaluate(&batch)
+            .and_then(|v| v.into_array(batch.num_rows()))
+            .map_err(|e| bad(e.to_string()))?;
+        if out.data_type() != &DataType::Boolean {
+            return Err(bad(format!("it gives {} values, not true or false", out.data_type())).into());
+        }
+        let out = out
+            .as_any()
+            .downcast_ref::<BooleanArray>()
+            .expect("checked the type");
+        mask.extend((0..out.len()).map(|i| out.is_valid(i) && out.value(i)));
+    }
+    Ok(mask)
+}

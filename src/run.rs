@@ -19,6 +19,30 @@ pub struct RunContext {
     command: String,
     started: Instant,
     stages: Mutex<Vec<StageRecord>>,
+    /// Peaks seen by the stages now running, outermost first: a stage that opens inside
+    /// another resets the peak marks, so it hands what it saw up to its parents.
+    open: Mutex<Vec<Peaks>>,
+}
+
+/// Absolute heap and RSS peaks seen by a running stage.
+#[derive(Default, Clone, Copy)]
+struct Peaks {
+    heap: usize,
+    rss: u64,
+}
+
+impl Peaks {
+    fn now() -> Self {
+        Self {
+            heap: memory::heap_peak(),
+            rss: memory::peak_rss_bytes().unwrap_or(0),
+        }
+    }
+
+    fn raise(&mut self, other: Peaks) {
+        self.heap = self.heap.max(other.heap);
+        self.rss = self.rss.max(other.rss);
+    }
 }
 
 impl RunContext {
@@ -36,12 +60,14 @@ impl RunContext {
             command: command.into(),
             started: Instant::now(),
             stages: Mutex::new(vec![]),
+            open: Mutex::new(vec![]),
         }
     }
 
     /// Runs `work` as stage `name` with a reservation bound by `memory.<name>`, and records
-    /// what it used. Stages run one after another; a stage run twice is recorded once, with
-    /// the larger peaks and the summed time.
+    /// what it used. A stage run twice is recorded once, with the larger peaks and the summed
+    /// time. A stage may run inside another (cross-validation holds its out-of-fold state
+    /// while each fold trains): the outer stage's peaks then include the inner one's.
     pub fn stage<T>(
         &self,
         name: &str,
@@ -51,13 +77,31 @@ impl RunContext {
         let mut reservation = MemoryConsumer::new(name)
             .with_budget(budget, format!("memory.{name}"))
             .register(&self.pool);
+        {
+            let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+            let seen = Peaks::now();
+            open.iter_mut().for_each(|o| o.raise(seen));
+            open.push(Peaks::default());
+        }
         let heap_base = memory::heap_reset_peak();
         let rss_reset = memory::reset_peak_rss();
         let t0 = Instant::now();
         let result = work(&mut reservation);
         let seconds = t0.elapsed().as_secs_f64();
-        let heap = memory::is_counting().then(|| (memory::heap_peak().saturating_sub(heap_base)) as u64);
-        let rss = if rss_reset { memory::peak_rss_bytes() } else { None };
+        let mut mine = Peaks::now();
+        {
+            let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(inner) = open.pop() {
+                mine.raise(inner);
+            }
+            open.iter_mut().for_each(|o| o.raise(mine));
+        }
+        let heap = memory::is_counting().then(|| (mine.heap.saturating_sub(heap_base)) as u64);
+        let rss = if rss_reset {
+            Some(mine.rss).filter(|&r| r > 0)
+        } else {
+            None
+        };
         let peak_reserved = reservation.peak();
         drop(reservation);
         let rec = StageRecord {
@@ -143,12 +187,25 @@ fn show_summary(ctx: &RunContext, quiet: bool, path: Option<&Path>) -> anyhow::R
 pub fn execute(cli: Cli) -> anyhow::Result<()> {
     let quiet = cli.quiet;
     match cli.command {
-        Command::Run { config, overrides } => {
+        Command::Run {
+            config,
+            overwrite,
+            overrides,
+        } => {
             let cfg = Config::load(&config, &overrides.set)?;
-            run_job(cfg, quiet)
+            run_job(cfg, quiet, overwrite)
+        }
+        Command::Cv {
+            config,
+            overwrite,
+            overrides,
+        } => {
+            let mut cfg = Config::load(&config, &overrides.set)?;
+            cfg.cv.get_or_insert_with(Default::default);
+            run_job(cfg, quiet, overwrite)
         }
         Command::Train { config, overrides } => {
-            let cfg = Config::load(&config, &overrides.set)?;
+            let mut cfg = Config::load(&config, &overrides.set)?;
             if cfg.train.is_none() {
                 return Err(crate::config::ConfigError {
                     source: config.display().to_string(),
@@ -158,7 +215,8 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
                 }
                 .into());
             }
-            run_job(cfg, quiet)
+            cfg.cv = None;
+            run_job(cfg, quiet, false)
         }
         Command::Predict {
             model,
@@ -169,11 +227,11 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
             overrides,
         } => {
             let cfg = config_for_dataset(config.as_deref(), &overrides.set, dataset)?;
-            let model = crate::boost::Model::load(&model)?;
+            let predictor = crate::train::Predictor::load(&model)?;
             let ctx = RunContext::new(cfg, "predict");
             let rows = ctx.stage("predict", |res| {
                 let ds = Dataset::open_unlabelled(&ctx.config.dataset)?;
-                crate::train::predict_job(&ds, &model, &out, res)
+                crate::train::predict_job(&ds, &predictor, &out, res)
             })?;
             println!("wrote {rows} scores to {}", out.display());
             show_summary(&ctx, quiet, summary.as_deref())
@@ -314,10 +372,13 @@ fn query_command(
         .into())
 }
 
-/// `spliceboost run CONFIG`: writes the synthetic dataset the config asks for (once), scans
-/// the dataset, and reports.
-pub fn run_job(cfg: Config, quiet: bool) -> anyhow::Result<()> {
+/// `spliceboost run CONFIG`: writes the synthetic dataset the config asks for (once), then
+/// cross-validates (`[cv]`), trains (`[train]`) or scans the dataset, and reports.
+pub fn run_job(cfg: Config, quiet: bool, overwrite: bool) -> anyhow::Result<()> {
     let out_dir = cfg.run.out_dir.clone();
+    if cfg.cv.is_some() {
+        crate::cv::check_out_dir(&out_dir, overwrite)?;
+    }
     std::fs::create_dir_all(&out_dir).map_err(|e| {
         crate::error::InputError::new(format!("cannot create the output directory: {e}"))
             .file(&out_dir)
@@ -345,7 +406,37 @@ pub fn run_job(cfg: Config, quiet: bool) -> anyhow::Result<()> {
             }
         }
     }
-    if let Some(params) = ctx.config.train.clone() {
+    if let Some(cv) = ctx.config.cv.clone() {
+        let params = ctx.config.train.clone().unwrap_or_default();
+        let o = crate::cv::cv_job(&ctx, &cv, &params, &out_dir, quiet)?;
+        if !quiet {
+            println!(
+                "cross-validated {} genes, {} rows, {} folds: accuracy {:.4}, macro-F1 {:.4} (pooled out-of-fold)",
+                o.genes, o.rows, o.folds, o.pooled.accuracy, o.pooled.macro_f1
+            );
+            for (c, m) in o.pooled.classes.iter().enumerate() {
+                println!(
+                    "  {:<9} F1 {:.4}  ROC-AUC {}  AP {}",
+                    crate::io::CLASS_NAMES[c],
+                    m.f1,
+                    m.roc_auc.map_or("-".into(), |v| format!("{v:.4}")),
+                    m.average_precision.map_or("-".into(), |v| format!("{v:.4}"))
+                );
+            }
+            println!(
+                "final model: {} / {} / {} trees (neither / donor / acceptor){}",
+                o.refit_trees[0],
+                o.refit_trees[1],
+                o.refit_trees[2],
+                if o.base_compared {
+                    ""
+                } else {
+                    "; no base scores to compare"
+                }
+            );
+            println!("wrote {}", out_dir.join("report.html").display());
+        }
+    } else if let Some(params) = ctx.config.train.clone() {
         let t = crate::train::train_job(&ctx, &params, &out_dir, quiet)?;
         if !quiet {
             let m = &t.model;

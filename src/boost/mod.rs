@@ -299,6 +299,15 @@ struct Route {
     missing: Option<u8>,
 }
 
+/// A trained model and the margins it gives every cached row.
+pub struct Fit {
+    pub model: Model,
+    /// The margin of every row (whatever its role) from the trees the model keeps: with early
+    /// stopping, those up to the best iteration. Rows left out of training ([`Role::Skip`])
+    /// are routed through every tree too, so these are their out-of-sample predictions.
+    pub margin: Vec<f32>,
+}
+
 /// Trains one model on the cached rows. `roles` says which rows train and which validate;
 /// `on_iter` sees each iteration's log (for progress display).
 pub fn train(
@@ -308,8 +317,21 @@ pub fn train(
     params: &TrainParams,
     seed: u64,
     res: &mut MemoryReservation,
-    mut on_iter: impl FnMut(&IterLog),
+    on_iter: impl FnMut(&IterLog),
 ) -> anyhow::Result<Model> {
+    Ok(fit(cache, labels, roles, params, seed, res, on_iter)?.model)
+}
+
+/// [`train`], also returning every row's margin at the kept iteration.
+pub fn fit(
+    cache: &PageCache,
+    labels: &[u8],
+    roles: &[Role],
+    params: &TrainParams,
+    seed: u64,
+    res: &mut MemoryReservation,
+    mut on_iter: impl FnMut(&IterLog),
+) -> anyhow::Result<Fit> {
     let cuts: &Cuts = &cache.manifest.cuts;
     let n = labels.len();
     let nf = cuts.features.len();
@@ -375,6 +397,9 @@ pub fn train(
     let mut hess = vec![0f32; n];
     let mut weight = vec![0f32; n];
     let mut node = vec![0u32; n];
+    // The margins at the best iteration so far, copied when it improves: early stopping
+    // keeps those trees, and the caller gets what they predict.
+    let mut best_margin: Vec<f32> = vec![];
     let sp = params.split_params();
     // Validation predictions and targets, gathered each round into buffers made once.
     let n_valid = roles.iter().filter(|&&r| r == Role::Valid).count();
@@ -436,6 +461,10 @@ pub fn train(
             };
             if better && v.is_finite() {
                 best = Some((t, v));
+                if params.early_stopping_rounds > 0 {
+                    best_margin.clear();
+                    best_margin.extend_from_slice(&margin);
+                }
             }
             if params.early_stopping_rounds > 0
                 && best.is_some_and(|(bi, _)| t - bi >= params.early_stopping_rounds)
@@ -447,16 +476,18 @@ pub fn train(
     if params.early_stopping_rounds > 0 {
         if let Some((bi, _)) = best {
             trees.truncate(bi + 1);
+            margin = best_margin;
         }
     }
-    Ok(Model::new(
+    let model = Model::new(
         params,
         base,
         cuts.features.iter().map(|f| f.name.clone()).collect(),
         trees,
         best,
         log,
-    ))
+    );
+    Ok(Fit { model, margin })
 }
 
 /// Mean training loss (log loss, or RMSE for squared error) over the training rows, summed

@@ -111,7 +111,13 @@ impl Model {
             .into());
         }
         let m: Model = serde_json::from_value(v).map_err(|e| bad(format!("malformed model: {e}")))?;
-        for (i, t) in m.trees.iter().enumerate() {
+        m.check().map_err(|e| bad(format!("malformed model: {e}")))?;
+        Ok(m)
+    }
+
+    /// Checks that every tree's arrays agree and point inside the tree and the features.
+    pub fn check(&self) -> Result<(), String> {
+        for (i, t) in self.trees.iter().enumerate() {
             let n = t.len();
             let ok = [
                 t.right.len(),
@@ -123,12 +129,14 @@ impl Model {
             .iter()
             .all(|&l| l == n)
                 && t.left.iter().chain(&t.right).all(|&c| c < n as i32)
-                && t.feature.iter().all(|&f| (f as usize) < m.features.len().max(1));
+                && t.feature
+                    .iter()
+                    .all(|&f| (f as usize) < self.features.len().max(1));
             if !ok {
-                return Err(bad(format!("malformed model: tree {i} is inconsistent")).into());
+                return Err(format!("tree {i} is inconsistent"));
             }
         }
-        Ok(m)
+        Ok(())
     }
 
     /// Gain, cover and split count per feature, largest gain first.

@@ -1,0 +1,416 @@
+//! Scoring the out-of-fold predictions: per fold and pooled, for the meta-model, its
+//! calibrated probabilities and the base model, with gene-level top-k; and the calibration
+//! itself, cross-fitted so that no fold is scored by a calibrator that saw it.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::{CvParams, FoldFit, Folds, RowState, EXCLUDED};
+use crate::boost::Model;
+use crate::calibrate::{ClassCalibration, Method};
+use crate::eval::{self, BinaryCounts, GeneTopK, Metrics, TopKSummary};
+use crate::io::CLASS_NAMES;
+use crate::memory::MemoryReservation;
+
+/// Heap per row of the eval stage at its busiest: the chosen rows' indices (`u32`), labels,
+/// gene indices and one set of three probabilities (21 bytes), and what the metrics and
+/// calibrators allocate while they run (a sort index and flags per row, 27).
+pub const EVAL_BYTES_PER_ROW: u64 = 48;
+
+/// Points kept per curve in the report.
+const CURVE_POINTS: usize = 400;
+/// Bins of the reliability curves and of the expected calibration error.
+const BINS: usize = 10;
+
+/// Calls at a threshold, as a confusion of one class against the rest.
+#[derive(Debug, Clone, Serialize)]
+pub struct Calls {
+    pub tp: u64,
+    pub fp: u64,
+    #[serde(rename = "fn")]
+    pub fn_: u64,
+    pub tn: u64,
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+}
+
+impl From<BinaryCounts> for Calls {
+    fn from(b: BinaryCounts) -> Self {
+        Self {
+            tp: b.tp,
+            fp: b.fp,
+            fn_: b.fn_,
+            tn: b.tn,
+            precision: b.precision(),
+            recall: b.recall(),
+            f1: b.f1(),
+        }
+    }
+}
+
+/// The meta-model against the base model for one splice class, both calling a site where
+/// their score reaches the threshold.
+#[derive(Debug, Clone, Serialize)]
+pub struct BaseVsMeta {
+    pub class: String,
+    pub threshold: f64,
+    pub base: Calls,
+    pub meta: Calls,
+    /// Meta minus base: negative means the meta-model removed errors.
+    pub delta_fp: i64,
+    pub delta_fn: i64,
+    pub delta_f1: f64,
+}
+
+/// One set of predictions scored.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scored {
+    pub metrics: Metrics,
+    /// Gene-level top-k per splice class.
+    pub top_k: BTreeMap<String, TopKSummary>,
+}
+
+/// Brier score and expected calibration error of one class, before and after calibration.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClassCalibrationScore {
+    pub class: String,
+    pub brier_before: f64,
+    pub brier_after: f64,
+    pub ece_before: f64,
+    pub ece_after: f64,
+}
+
+/// The scores of a fold, or of all folds pooled (`fold` = None).
+#[derive(Debug, Clone, Serialize)]
+pub struct PartReport {
+    pub fold: Option<usize>,
+    pub genes: u64,
+    pub rows: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub training: Option<FoldFit>,
+    pub meta: Scored,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calibrated: Option<Scored>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Vec<ClassCalibrationScore>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base: Option<Scored>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_vs_meta: Option<Vec<BaseVsMeta>>,
+}
+
+/// One gene's top-k counts.
+#[derive(Debug, Clone)]
+pub struct GeneRow {
+    pub gene: u32,
+    pub fold: u8,
+    pub rows: u64,
+    /// Per splice class (donor, acceptor): true sites, meta hits, base hits.
+    pub sites: [u64; 2],
+    pub meta_hits: [u64; 2],
+    pub base_hits: [Option<u64>; 2],
+}
+
+/// Curves of one class, for the report.
+#[derive(Debug, Clone, Default)]
+pub struct Curves {
+    pub roc_meta: Vec<(f64, f64)>,
+    pub roc_base: Option<Vec<(f64, f64)>>,
+    pub pr_meta: Vec<(f64, f64)>,
+    pub pr_base: Option<Vec<(f64, f64)>>,
+    pub reliability_before: Vec<(f64, f64)>,
+    pub reliability_after: Option<Vec<(f64, f64)>>,
+}
+
+/// Everything the evaluation produced.
+pub struct Report {
+    pub folds: Vec<PartReport>,
+    pub pooled: PartReport,
+    pub genes: Vec<GeneRow>,
+    pub curves: Vec<Curves>,
+    /// Fitted on all out-of-fold predictions: the bundle's calibration.
+    pub calibration: Option<ClassCalibration>,
+    pub method: Method,
+}
+
+/// Summed importance of the fold models, per class.
+#[derive(Default)]
+pub struct ImportanceSum {
+    /// (class, feature) → gain, cover, splits, models using it.
+    pub sums: BTreeMap<(usize, String), (f64, f64, u64, u64)>,
+    pub models: [u64; 3],
+}
+
+impl ImportanceSum {
+    pub fn add(&mut self, class: usize, model: &Model) {
+        self.models[class] += 1;
+        for i in model.importance() {
+            let e = self.sums.entry((class, i.feature)).or_default();
+            e.0 += i.gain;
+            e.1 += i.cover;
+            e.2 += i.weight;
+            e.3 += 1;
+        }
+    }
+}
+
+/// The chosen rows' labels and gene indices, and a buffer for one set of probabilities.
+struct Subset {
+    rows: Vec<u32>,
+    y: Vec<u8>,
+    groups: Vec<u32>,
+    p: [Vec<f32>; 3],
+}
+
+impl Subset {
+    fn new(st: &RowState, keep: impl Fn(u8) -> bool) -> Self {
+        let rows: Vec<u32> = (0..st.fold.len() as u32)
+            .filter(|&i| keep(st.fold[i as usize]))
+            .collect();
+        let y = rows.iter().map(|&i| st.labels[i as usize]).collect();
+        let groups = rows.iter().map(|&i| st.groups[i as usize]).collect();
+        Self {
+            rows,
+            y,
+            groups,
+            p: std::array::from_fn(|_| vec![]),
+        }
+    }
+
+    /// Loads `src` (per class, all rows) at the chosen rows into the buffer.
+    fn load(&mut self, src: &[Vec<f32>; 3]) {
+        for (dst, s) in self.p.iter_mut().zip(src) {
+            dst.clear();
+            dst.extend(self.rows.iter().map(|&i| s[i as usize]));
+        }
+    }
+
+    fn p(&self) -> [&[f32]; 3] {
+        [&self.p[0], &self.p[1], &self.p[2]]
+    }
+}
+
+fn score(sub: &Subset, p: [&[f32]; 3]) -> Scored {
+    let top_k = (1..3u8)
+        .map(|c| {
+            let per_gene = eval::gene_top_k(&sub.groups, &sub.y, p[c as usize], c);
+            (CLASS_NAMES[c as usize].to_string(), eval::summarize(&per_gene))
+        })
+        .collect();
+    Scored {
+        metrics: eval::classify(&sub.y, p),
+        top_k,
+    }
+}
+
+fn is_class(y: &[u8], c: usize) -> Vec<bool> {
+    y.iter().map(|&l| l as usize == c).collect()
+}
+
+/// Scores one part (a fold, or all folds) from the row state.
+fn part(st: &RowState, sub: &mut Subset, cv: &CvParams, calibrated: bool) -> PartReport {
+    let genes = {
+        let mut g = sub.groups.clone();
+        g.sort_unstable();
+        g.dedup();
+        g.len() as u64
+    };
+    sub.load(&st.oof);
+    let meta_p = sub.p();
+    let meta = score(sub, meta_p);
+    let thr = cv.base_threshold as f32;
+    let meta_calls: Vec<Calls> = (1..3)
+        .map(|c| BinaryCounts::from_threshold(&sub.p[c], &is_class(&sub.y, c), thr).into())
+        .collect();
+    let before: Vec<(f64, f64)> = (0..3)
+        .map(|c| {
+            let y = is_class(&sub.y, c);
+            (eval::brier(&sub.p[c], &y), eval::ece(&sub.p[c], &y, BINS))
+        })
+        .collect();
+    let (calibrated, calibration) = if calibrated {
+        sub.load(&st.cal);
+        let cal_p = sub.p();
+        let scored = score(sub, cal_p);
+        let scores = (0..3)
+            .map(|c| {
+                let y = is_class(&sub.y, c);
+                ClassCalibrationScore {
+                    class: CLASS_NAMES[c].into(),
+                    brier_before: before[c].0,
+                    brier_after: eval::brier(&sub.p[c], &y),
+                    ece_before: before[c].1,
+                    ece_after: eval::ece(&sub.p[c], &y, BINS),
+                }
+            })
+            .collect();
+        (Some(scored), Some(scores))
+    } else {
+        (None, None)
+    };
+    let (base, base_vs_meta) = match &st.base {
+        Some(b) => {
+            sub.load(b);
+            let base_p = sub.p();
+            let scored = score(sub, base_p);
+            let cmp = (1..3)
+                .zip(meta_calls)
+                .map(|(c, meta)| {
+                    let base: Calls =
+                        BinaryCounts::from_threshold(&sub.p[c], &is_class(&sub.y, c), thr).into();
+                    BaseVsMeta {
+                        class: CLASS_NAMES[c].into(),
+                        threshold: cv.base_threshold,
+                        delta_fp: meta.fp as i64 - base.fp as i64,
+                        delta_fn: meta.fn_ as i64 - base.fn_ as i64,
+                        delta_f1: meta.f1 - base.f1,
+                        base,
+                        meta,
+                    }
+                })
+                .collect();
+            (Some(scored), Some(cmp))
+        }
+        None => (None, None),
+    };
+    PartReport {
+        fold: None,
+        genes,
+        rows: sub.rows.len() as u64,
+        training: None,
+        meta,
+        calibrated,
+        calibration,
+        base,
+        base_vs_meta,
+    }
+}
+
+/// Fits calibrators on every fold but one and calibrates that one, fold by fold; then fits
+/// the bundle's calibrator on all out-of-fold predictions. Returns the latter.
+fn cross_fit(st: &mut RowState, cv: &CvParams) -> Option<ClassCalibration> {
+    if cv.calibration == Method::None {
+        return None;
+    }
+    let fit_on = |st: &RowState, keep: &dyn Fn(u8) -> bool| {
+        let mut sub = Subset::new(st, keep);
+        sub.load(&st.oof);
+        let p = sub.p();
+        ClassCalibration::fit(cv.calibration, cv.calibration_mode, &sub.y, p)
+    };
+    for f in 0..cv.n_folds as u8 {
+        let cal = fit_on(st, &|x| x != EXCLUDED && x != f);
+        for i in 0..st.fold.len() {
+            if st.fold[i] == f {
+                let q = cal.apply([st.oof[0][i], st.oof[1][i], st.oof[2][i]]);
+                for c in 0..3 {
+                    st.cal[c][i] = q[c];
+                }
+            }
+        }
+    }
+    Some(fit_on(st, &|x| x != EXCLUDED))
+}
+
+fn points(v: Vec<eval::ReliabilityBin>) -> Vec<(f64, f64)> {
+    v.into_iter()
+        .map(|b| (b.mean_predicted, b.fraction_positive))
+        .collect()
+}
+
+/// The eval stage: calibration, per-fold and pooled scores, per-gene top-k and curves.
+pub fn evaluate(
+    st: &mut RowState,
+    folds: &Folds,
+    cv: &CvParams,
+    fits: &[FoldFit],
+    res: &mut MemoryReservation,
+) -> anyhow::Result<Report> {
+    let n = st.fold.iter().filter(|&&f| f != EXCLUDED).count() as u64;
+    let need = n * EVAL_BYTES_PER_ROW;
+    res.require(need, format!("scoring {n} out-of-fold predictions"))?;
+    res.try_grow(need)?;
+    let calibration = cross_fit(st, cv);
+    let has_cal = calibration.is_some();
+
+    let mut reports = vec![];
+    let mut genes = vec![];
+    for f in 0..cv.n_folds {
+        let mut sub = Subset::new(st, |x| x as usize == f);
+        let mut r = part(st, &mut sub, cv, has_cal);
+        r.fold = Some(f);
+        r.training = fits.get(f).cloned();
+        // Per-gene top-k of this fold's genes.
+        sub.load(&st.oof);
+        let meta_p = sub.p();
+        let meta: Vec<Vec<GeneTopK>> = (1..3u8)
+            .map(|c| eval::gene_top_k(&sub.groups, &sub.y, meta_p[c as usize], c))
+            .collect();
+        let base: Option<Vec<Vec<GeneTopK>>> = st.base.as_ref().map(|b| {
+            sub.load(b);
+            let base_p = sub.p();
+            (1..3u8)
+                .map(|c| eval::gene_top_k(&sub.groups, &sub.y, base_p[c as usize], c))
+                .collect()
+        });
+        let mut rows_of: BTreeMap<u32, u64> = BTreeMap::new();
+        for &g in &sub.groups {
+            *rows_of.entry(g).or_default() += 1;
+        }
+        for (&g, &rows) in &rows_of {
+            let mut row = GeneRow {
+                gene: g,
+                fold: f as u8,
+                rows,
+                sites: [0; 2],
+                meta_hits: [0; 2],
+                base_hits: [None; 2],
+            };
+            for k in 0..2 {
+                if let Some(t) = meta[k].iter().find(|t| t.group == g) {
+                    row.sites[k] = t.k;
+                    row.meta_hits[k] = t.hits;
+                }
+                if let Some(b) = &base {
+                    row.base_hits[k] = Some(b[k].iter().find(|t| t.group == g).map_or(0, |t| t.hits));
+                }
+            }
+            genes.push(row);
+        }
+        reports.push(r);
+    }
+    let mut sub = Subset::new(st, |x| x != EXCLUDED);
+    let mut pooled = part(st, &mut sub, cv, has_cal);
+    pooled.genes = folds.genes.iter().sum();
+
+    let curves = (0..3)
+        .map(|c| {
+            let y = is_class(&sub.y, c);
+            let mut cu = Curves::default();
+            sub.load(&st.oof);
+            cu.roc_meta = eval::roc_curve(&sub.p[c], &y, CURVE_POINTS);
+            cu.pr_meta = eval::pr_curve(&sub.p[c], &y, CURVE_POINTS);
+            cu.reliability_before = points(eval::reliability(&sub.p[c], &y, BINS));
+            if has_cal {
+                sub.load(&st.cal);
+                cu.reliability_after = Some(points(eval::reliability(&sub.p[c], &y, BINS)));
+            }
+            if let Some(b) = &st.base {
+                sub.load(b);
+                cu.roc_base = Some(eval::roc_curve(&sub.p[c], &y, CURVE_POINTS));
+                cu.pr_base = Some(eval::pr_curve(&sub.p[c], &y, CURVE_POINTS));
+            }
+            cu
+        })
+        .collect();
+    Ok(Report {
+        folds: reports,
+        pooled,
+        genes,
+        curves,
+        calibration,
+        method: cv.calibration,
+    })
+}

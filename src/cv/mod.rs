@@ -1,0 +1,476 @@
+//! Gene-wise cross-validation of the three-class meta-model: the user's daily job.
+//!
+//! For each fold, three one-vs-rest models (neither, donor, acceptor) train on the other
+//! folds' genes, with a gene-wise validation split for early stopping, and predict the
+//! fold's genes. The pooled out-of-fold predictions are evaluated against the labels and
+//! against the base model's own scores, calibrated, and the final model is refitted on every
+//! gene. All of it runs from the one binned page cache, under the `cv` stage's budget for
+//! the out-of-fold state and the `train` / `eval` budgets for the rest.
+
+pub mod bundle;
+mod evaluate;
+pub mod folds;
+mod outputs;
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+pub use bundle::Bundle;
+pub use folds::{Folds, EXCLUDED};
+
+use crate::boost::{fit, Role, TrainParams};
+use crate::calibrate::{Method, Mode};
+use crate::error::InputError;
+use crate::io::{Dataset, CLASS_NAMES};
+use crate::memory::MemoryError;
+use crate::run::RunContext;
+use crate::train::{binned_cache, gene_draw, gene_is_valid, tree_bar};
+
+/// The base model's score columns, by class code.
+pub const BASE_COLUMNS: [&str; 3] = ["neither_score", "donor_score", "acceptor_score"];
+
+/// Bytes per row the `cv` stage holds while folds train: class code, fold code, gene index
+/// (`u32`), three out-of-fold probabilities, their three calibrated values and three base
+/// scores (`f32` each), plus the gene indices' read buffer (4) while they load.
+pub const CV_BYTES_PER_ROW: u64 = 1 + 1 + 4 + 12 + 12 + 12 + 4;
+
+/// Files of a previous cross-validation run; `run` refuses an out_dir holding one unless
+/// told to overwrite.
+pub const OUTPUTS: [&str; 7] = [
+    "metrics_aggregate.json",
+    "metrics_folds.tsv",
+    "gene_metrics.tsv",
+    "feature_importance.tsv",
+    "oof_predictions.parquet",
+    "model_bundle.json",
+    "report.html",
+];
+
+/// The `[cv]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CvParams {
+    /// Folds of genes (`GroupKFold`).
+    #[serde(default = "d_folds")]
+    pub n_folds: usize,
+    /// Share of each training part's genes held out for early stopping.
+    #[serde(default = "d_valid")]
+    pub valid_size: f64,
+    /// Use only this many genes, drawn deterministically from `run.seed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_genes: Option<usize>,
+    /// Keep only rows where this SQL condition holds, e.g. `gene_type = 'protein_coding'`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    /// `platt`, `isotonic` or `none`.
+    #[serde(default = "d_method")]
+    pub calibration: Method,
+    /// `per_class` (then renormalised) or `splice` (on P(donor) + P(acceptor)).
+    #[serde(default = "d_mode")]
+    pub calibration_mode: Mode,
+    /// The score at which the base model and the meta-model call a site.
+    #[serde(default = "d_threshold")]
+    pub base_threshold: f64,
+    /// The final model as this many sub-models on disjoint gene subsets, averaged.
+    #[serde(default = "d_one")]
+    pub ensemble_size: usize,
+}
+
+fn d_folds() -> usize {
+    5
+}
+fn d_valid() -> f64 {
+    0.1
+}
+fn d_method() -> Method {
+    Method::Isotonic
+}
+fn d_mode() -> Mode {
+    Mode::PerClass
+}
+fn d_threshold() -> f64 {
+    0.5
+}
+fn d_one() -> usize {
+    1
+}
+
+impl Default for CvParams {
+    fn default() -> Self {
+        toml::from_str("").expect("every field has a default")
+    }
+}
+
+impl CvParams {
+    /// Checks ranges; the error names the key.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let bad = |k: &str, m: &str| Err((format!("cv.{k}"), m.to_string()));
+        if !(2..=100).contains(&self.n_folds) {
+            return bad("n_folds", "must be from 2 to 100");
+        }
+        if !(0.0..1.0).contains(&self.valid_size) {
+            return bad("valid_size", "must be in [0, 1)");
+        }
+        if self.sample_genes.is_some_and(|n| n < self.n_folds) {
+            return bad("sample_genes", "must be at least n_folds");
+        }
+        if !(self.base_threshold > 0.0 && self.base_threshold < 1.0) {
+            return bad("base_threshold", "must be in (0, 1)");
+        }
+        if self.ensemble_size == 0 {
+            return bad("ensemble_size", "must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// The class with the highest probability; ties go to the lower code, as NumPy's argmax.
+pub fn argmax3(p: [f32; 3]) -> u8 {
+    let mut best = 0;
+    for c in 1..3 {
+        if p[c] > p[best] {
+            best = c;
+        }
+    }
+    best as u8
+}
+
+/// The per-row state of a cross-validation, held by the `cv` stage.
+pub(crate) struct RowState {
+    pub labels: Vec<u8>,
+    pub groups: Vec<u32>,
+    /// Per row: the fold it tests in, or [`EXCLUDED`].
+    pub fold: Vec<u8>,
+    /// Out-of-fold probabilities, by class code.
+    pub oof: [Vec<f32>; 3],
+    /// The out-of-fold probabilities calibrated by a calibrator fitted on the other folds.
+    pub cal: [Vec<f32>; 3],
+    /// The base model's scores, by class code, when the dataset has them.
+    pub base: Option<[Vec<f32>; 3]>,
+}
+
+/// What one fold's training left besides its predictions.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct FoldFit {
+    pub fold: usize,
+    pub train_rows: usize,
+    pub valid_rows: usize,
+    pub test_rows: usize,
+    /// Per class: trees kept and the best iteration.
+    pub trees: [usize; 3],
+    pub best_iteration: [Option<usize>; 3],
+}
+
+/// What a cross-validation run produced, for the caller's summary.
+#[derive(Debug, Clone)]
+pub struct CvOutcome {
+    pub genes: u64,
+    pub rows: u64,
+    pub folds: usize,
+    pub pooled: crate::eval::Metrics,
+    pub refit_trees: [usize; 3],
+    pub base_compared: bool,
+}
+
+/// Refuses an out_dir that holds a previous run's results unless `overwrite`.
+pub fn check_out_dir(out_dir: &Path, overwrite: bool) -> Result<(), InputError> {
+    if overwrite {
+        return Ok(());
+    }
+    if let Some(f) = OUTPUTS.iter().find(|f| out_dir.join(f).exists()) {
+        return Err(InputError::new(format!(
+            "the output directory holds a previous cross-validation run ({f})"
+        ))
+        .file(out_dir)
+        .hint("pass --overwrite to replace it, or set `run.out_dir` to another directory"));
+    }
+    Ok(())
+}
+
+/// Runs the cross-validation `cv` describes with the boosting parameters `params` (their
+/// `class` and `valid_fraction` are set per model) and writes every output to `out_dir`.
+pub fn cv_job(
+    ctx: &RunContext,
+    cv: &CvParams,
+    params: &TrainParams,
+    out_dir: &Path,
+    quiet: bool,
+) -> anyhow::Result<CvOutcome> {
+    let cfg = &ctx.config;
+    let ds = Dataset::open(&cfg.dataset)?;
+    let missing: Vec<&str> = BASE_COLUMNS
+        .iter()
+        .copied()
+        .filter(|c| !ds.roles.features.iter().any(|f| f.name == *c))
+        .collect();
+    let has_base = missing.is_empty();
+    if !has_base {
+        eprintln!(
+            "warning: the dataset has no base-model score column {}: the base-vs-meta comparison is skipped",
+            missing.join(", ")
+        );
+    }
+    let n = ds.rows() as usize;
+    let cv_budget = cfg.memory.budget("cv");
+    let need = n as u64 * CV_BYTES_PER_ROW;
+    if need > cv_budget {
+        return Err(MemoryError::TooSmall {
+            stage: "cv".into(),
+            key: "memory.cv".into(),
+            needed: need,
+            budget: cv_budget,
+            what: format!("labels, folds and out-of-fold predictions for {n} rows"),
+        }
+        .into());
+    }
+    ctx.stage("cv", |res| {
+        res.try_grow(need)?;
+        let (pages, reused) = binned_cache(ctx, &ds, params)?;
+        if !quiet && reused {
+            eprintln!("cv: binned cache reused");
+        }
+        let genes = pages.manifest.genes.clone();
+        let labels = pages.labels()?;
+        let groups = pages.groups()?;
+        let mut fold = vec![0u8; n];
+        // Rows the filter keeps: marked now, turned into folds below.
+        if let Some(filter) = &cv.filter {
+            let mask = ctx.stage("scan", |r| row_mask(&ds, filter, r))?;
+            for (f, keep) in fold.iter_mut().zip(mask) {
+                if !keep {
+                    *f = EXCLUDED;
+                }
+            }
+        }
+        let mut rows_per_gene = vec![0u64; genes.len()];
+        for (i, &g) in groups.iter().enumerate() {
+            if fold[i] != EXCLUDED {
+                rows_per_gene[g as usize] += 1;
+            }
+        }
+        if let Some(k) = cv.sample_genes {
+            let keep = folds::sample_genes(&genes, &rows_per_gene, k, cfg.run.seed);
+            for (r, k) in rows_per_gene.iter_mut().zip(&keep) {
+                if !k {
+                    *r = 0;
+                }
+            }
+        }
+        let folds = folds::assign(&genes, &rows_per_gene, cv.n_folds, cfg.run.seed).map_err(|m| {
+            InputError::new(m)
+                .file(&cfg.dataset.path)
+                .column(&ds.roles.group)
+                .hint("lower `cv.n_folds`, or widen `cv.filter` / `cv.sample_genes`")
+        })?;
+        for (f, &g) in fold.iter_mut().zip(&groups) {
+            if *f != EXCLUDED {
+                *f = folds.fold_of_gene[g as usize];
+            }
+        }
+        check_classes(&labels, &fold, cv.n_folds)?;
+        let base = if has_base {
+            Some(ctx.stage("scan", |r| read_base(&ds, r))?)
+        } else {
+            None
+        };
+        let mut st = RowState {
+            labels,
+            groups,
+            fold,
+            oof: std::array::from_fn(|_| vec![f32::NAN; n]),
+            cal: std::array::from_fn(|_| vec![f32::NAN; n]),
+            base,
+        };
+
+        let bar = tree_bar(ctx, quiet, (cv.n_folds * 3 * params.n_estimators) as u64);
+        let mut fits = vec![];
+        let mut importance = evaluate::ImportanceSum::default();
+        for f in 0..cv.n_folds {
+            let seed_f = cfg.run.seed ^ ((f as u64 + 1) << 32);
+            let valid_gene: Vec<bool> = genes
+                .iter()
+                .map(|g| gene_is_valid(seed_f, g, cv.valid_size))
+                .collect();
+            let role = |i: usize| -> Role {
+                let fi = st.fold[i];
+                if fi == EXCLUDED || fi as usize == f {
+                    Role::Skip
+                } else if valid_gene[st.groups[i] as usize] {
+                    Role::Valid
+                } else {
+                    Role::Train
+                }
+            };
+            let mut ff = FoldFit {
+                fold: f,
+                train_rows: 0,
+                valid_rows: 0,
+                test_rows: st.fold.iter().filter(|&&x| x as usize == f).count(),
+                trees: [0; 3],
+                best_iteration: [None; 3],
+            };
+            for c in 0..3 {
+                let mut p = params.clone();
+                p.class = CLASS_NAMES[c].into();
+                p.valid_fraction = cv.valid_size;
+                bar.set_prefix(format!("fold {}/{} {:>8}", f + 1, cv.n_folds, CLASS_NAMES[c]));
+                let (oof_c, st_ro) = (&mut st.oof[c], (&st.fold, &st.labels));
+                let model = ctx.stage("train", |r| {
+                    let roles: Vec<Role> = (0..n).map(role).collect();
+                    ff.train_rows = roles.iter().filter(|&&x| x == Role::Train).count();
+                    ff.valid_rows = roles.iter().filter(|&&x| x == Role::Valid).count();
+                    let done = bar.position();
+                    let fitted = fit(&pages, st_ro.1, &roles, &p, seed_f, r, |it| {
+                        bar.set_position(done + it.iteration as u64 + 1);
+                        if let Some(v) = it.valid_score {
+                            bar.set_message(format!("valid {v:.5}"));
+                        }
+                    })?;
+                    // Early stopping may leave trees unbuilt: skip them on the bar.
+                    bar.set_position(done + p.n_estimators as u64);
+                    for (i, o) in oof_c.iter_mut().enumerate() {
+                        if st_ro.0[i] as usize == f {
+                            *o = p.objective.transform(fitted.margin[i]);
+                        }
+                    }
+                    Ok(fitted.model)
+                })?;
+                ff.trees[c] = model.trees.len();
+                ff.best_iteration[c] = model.best_iteration;
+                importance.add(c, &model);
+            }
+            fits.push(ff);
+        }
+        bar.finish_and_clear();
+
+        let report = ctx.stage("eval", |r| evaluate::evaluate(&mut st, &folds, cv, &fits, r))?;
+        ctx.stage("scan", |r| outputs::write_oof(&ds, &st, &genes, out_dir, r))?;
+
+        // The final model: every kept gene, as many trees as the folds found best.
+        let refit_trees: [usize; 3] = std::array::from_fn(|c| refit_rounds(&fits, c, params.n_estimators));
+        let k = cv.ensemble_size;
+        let member_of: Vec<u8> = genes
+            .iter()
+            .map(|g| ((gene_draw(cfg.run.seed ^ 0xE45E, g) * k as f64) as usize).min(k - 1) as u8)
+            .collect();
+        let bar = tree_bar(ctx, quiet, (k * refit_trees.iter().sum::<usize>()) as u64);
+        let mut models: Vec<Vec<crate::boost::Model>> = vec![vec![], vec![], vec![]];
+        for (c, members) in models.iter_mut().enumerate() {
+            for m in 0..k {
+                let mut p = params.clone();
+                p.class = CLASS_NAMES[c].into();
+                p.valid_fraction = 0.0;
+                p.early_stopping_rounds = 0;
+                p.n_estimators = refit_trees[c];
+                bar.set_prefix(format!("refit {m}/{k} {:>8}", CLASS_NAMES[c]));
+                let model = ctx.stage("train", |r| {
+                    let roles: Vec<Role> = (0..n)
+                        .map(|i| {
+                            if st.fold[i] != EXCLUDED && member_of[st.groups[i] as usize] as usize == m {
+                                Role::Train
+                            } else {
+                                Role::Skip
+                            }
+                        })
+                        .collect();
+                    Ok(fit(&pages, &st.labels, &roles, &p, cfg.run.seed, r, |_| bar.inc(1))?.model)
+                })?;
+                members.push(model);
+            }
+        }
+        bar.finish_and_clear();
+        let config_toml = toml::to_string_pretty(&ctx.config)?;
+        let bundle =
+            Bundle::new(models, report.calibration.clone(), config_toml).map_err(anyhow::Error::msg)?;
+        bundle.save(&out_dir.join("model_bundle.json"))?;
+        let rows = st.fold.iter().filter(|&&f| f != EXCLUDED).count() as u64;
+        let outcome = CvOutcome {
+            genes: folds.genes.iter().sum(),
+            rows,
+            folds: cv.n_folds,
+            pooled: report.pooled.meta.metrics.clone(),
+            refit_trees,
+            base_compared: st.base.is_some(),
+        };
+        Ok((outcome, report, importance, genes))
+    })
+    .and_then(|(outcome, report, importance, genes)| {
+        outputs::write_tables(out_dir, &report, &importance, &genes, cv.n_folds)?;
+        outputs::write_report(ctx, out_dir, &report, &importance, &outcome)?;
+        Ok(outcome)
+    })
+}
+
+/// Trees for the final model of class `c`: the mean over folds of the best iteration count
+/// (all `n_estimators` where a fold did not stop early).
+fn refit_rounds(fits: &[FoldFit], c: usize, n_estimators: usize) -> usize {
+    let total: usize = fits
+        .iter()
+        .map(|f| f.best_iteration[c].map_or(f.trees[c], |b| b + 1))
+        .sum();
+    ((total as f64 / fits.len().max(1) as f64).round() as usize).clamp(1, n_estimators)
+}
+
+/// Refuses folds whose test part or training part lacks a class: the one-vs-rest model of
+/// that class could not train, or its metrics would be undefined.
+fn check_classes(labels: &[u8], fold: &[u8], n_folds: usize) -> Result<(), InputError> {
+    let mut counts = vec![[0u64; 3]; n_folds];
+    for (&l, &f) in labels.iter().zip(fold) {
+        if f != EXCLUDED {
+            counts[f as usize][l as usize] += 1;
+        }
+    }
+    let total: [u64; 3] = std::array::from_fn(|c| counts.iter().map(|k| k[c]).sum());
+    for (f, k) in counts.iter().enumerate() {
+        for c in 0..3 {
+            if k[c] == 0 || k[c] == total[c] {
+                let side = if k[c] == 0 { "test" } else { "training" };
+                return Err(InputError::new(format!(
+                    "fold {f} has no `{}` rows in its {side} part ({} `{}` rows in all)",
+                    CLASS_NAMES[c], total[c], CLASS_NAMES[c]
+                ))
+                .hint("lower `cv.n_folds`, use more genes, or check the label column"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The base model's three scores for every row, in dataset order.
+fn read_base(ds: &Dataset, res: &mut crate::memory::MemoryReservation) -> anyhow::Result<[Vec<f32>; 3]> {
+    let n = ds.rows() as usize;
+    let mut out: [Vec<f32>; 3] = std::array::from_fn(|_| Vec::with_capacity(n));
+    let mut buf = vec![];
+    for item in ds
+        .scan()
+        .with_columns(&BASE_COLUMNS)
+        .with_extra_row_bytes(4)
+        .build(res)?
+    {
+        let b = item?;
+        for (c, o) in out.iter_mut().enumerate() {
+            crate::io::to_f32(b.batch.column(c).as_ref(), &mut buf);
+            o.extend_from_slice(&buf);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(feature = "sql")]
+fn row_mask(
+    ds: &Dataset,
+    filter: &str,
+    res: &mut crate::memory::MemoryReservation,
+) -> anyhow::Result<Vec<bool>> {
+    crate::query::row_mask(ds, filter, "cv.filter", res)
+}
+
+#[cfg(not(feature = "sql"))]
+fn row_mask(_: &Dataset, _: &str, _: &mut crate::memory::MemoryReservation) -> anyhow::Result<Vec<bool>> {
+    Err(
+        InputError::new("`cv.filter` needs the SQL engine, which this build lacks")
+            .hint("rebuild with the default `sql` feature, or remove cv.filter")
+            .into(),
+    )
+}

@@ -1,0 +1,536 @@
+//! The files a cross-validation run leaves in its out_dir, each written to a temporary name
+//! and renamed, so an interrupted run never leaves half a file nor loses a previous one.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Float32Array, Int64Array, StringArray, UInt8Array};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
+use serde_json::Value;
+
+use super::evaluate::{ImportanceSum, PartReport, Report};
+use super::{argmax3, CvOutcome, RowState, EXCLUDED};
+use crate::io::{write_atomic, write_bytes_atomic, Dataset, CLASS_NAMES};
+use crate::memory::MemoryReservation;
+use crate::report::html;
+use crate::run::RunContext;
+
+/// Rows per record batch of `oof_predictions.parquet` when the dataset has no position
+/// column to stream alongside.
+const OUT_BATCH_ROWS: usize = 65_536;
+
+/// `oof_predictions.parquet`: every kept row's gene, position (when the dataset has one),
+/// label, fold, out-of-fold probabilities, their cross-fitted calibration and the class
+/// called from them.
+pub fn write_oof(
+    ds: &Dataset,
+    st: &RowState,
+    genes: &[String],
+    out_dir: &Path,
+    res: &mut MemoryReservation,
+) -> anyhow::Result<u64> {
+    let has_pos = ds
+        .schema
+        .field_with_name("position")
+        .is_ok_and(|f| f.data_type().is_integer());
+    let calibrated = st.cal[0].iter().any(|v| !v.is_nan());
+    let mut fields = vec![Field::new("gene_id", DataType::Utf8, false)];
+    if has_pos {
+        fields.push(Field::new("position", DataType::Int64, true));
+    }
+    fields.push(Field::new("label", DataType::UInt8, false));
+    fields.push(Field::new("splice_type", DataType::Utf8, false));
+    fields.push(Field::new("fold", DataType::UInt8, false));
+    for c in CLASS_NAMES {
+        fields.push(Field::new(format!("p_{c}"), DataType::Float32, false));
+    }
+    if calibrated {
+        for c in CLASS_NAMES {
+            fields.push(Field::new(format!("cal_{c}"), DataType::Float32, false));
+        }
+    }
+    fields.push(Field::new("predicted_type", DataType::Utf8, false));
+    let schema = Arc::new(Schema::new(fields));
+    let batch_of = |r0: usize, r1: usize, pos: Option<&Int64Array>| -> anyhow::Result<Option<RecordBatch>> {
+        let rows: Vec<usize> = (r0..r1).filter(|&i| st.fold[i] != EXCLUDED).collect();
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let f32s = |v: &Vec<f32>| -> ArrayRef {
+            Arc::new(Float32Array::from_iter_values(rows.iter().map(|&i| v[i])))
+        };
+        let mut cols: Vec<ArrayRef> = vec![Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|&i| &genes[st.groups[i] as usize]),
+        ))];
+        if let Some(p) = pos {
+            cols.push(Arc::new(Int64Array::from_iter(rows.iter().map(|&i| {
+                let j = i - r0;
+                p.is_valid(j).then(|| p.value(j))
+            }))));
+        }
+        cols.push(Arc::new(UInt8Array::from_iter_values(
+            rows.iter().map(|&i| st.labels[i]),
+        )));
+        cols.push(Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|&i| CLASS_NAMES[st.labels[i] as usize]),
+        )));
+        cols.push(Arc::new(UInt8Array::from_iter_values(
+            rows.iter().map(|&i| st.fold[i]),
+        )));
+        cols.extend(st.oof.iter().map(f32s));
+        let called = if calibrated { &st.cal } else { &st.oof };
+        if calibrated {
+            cols.extend(st.cal.iter().map(f32s));
+        }
+        cols.push(Arc::new(StringArray::from_iter_values(rows.iter().map(|&i| {
+            CLASS_NAMES[argmax3([called[0][i], called[1][i], called[2][i]]) as usize]
+        }))));
+        Ok(Some(RecordBatch::try_new(schema.clone(), cols)?))
+    };
+    use arrow::array::Array;
+    write_atomic(&out_dir.join("oof_predictions.parquet"), |w| {
+        let mut writer = parquet::arrow::ArrowWriter::try_new(w, schema.clone(), None)?;
+        let n = st.fold.len();
+        if has_pos {
+            let mut r0 = 0usize;
+            for item in ds.scan().with_columns(&["position"]).build(res)? {
+                let b = item?;
+                let p = arrow::compute::cast(b.batch.column(0), &DataType::Int64)?;
+                let p = p.as_any().downcast_ref::<Int64Array>().expect("cast to Int64");
+                let r1 = r0 + p.len();
+                if let Some(batch) = batch_of(r0, r1, Some(p))? {
+                    writer.write(&batch)?;
+                }
+                r0 = r1;
+            }
+            anyhow::ensure!(r0 == n, "the dataset changed while the run read it");
+        } else {
+            res.try_grow(OUT_BATCH_ROWS as u64 * 64)?;
+            for r0 in (0..n).step_by(OUT_BATCH_ROWS) {
+                if let Some(batch) = batch_of(r0, (r0 + OUT_BATCH_ROWS).min(n), None)? {
+                    writer.write(&batch)?;
+                }
+            }
+        }
+        writer.close()?;
+        Ok(n as u64)
+    })
+}
+
+/// Every number of a JSON value under a dotted path (arrays indexed by position, classes
+/// named where an object says which class it is).
+fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, f64)>) {
+    let join = |k: &str| {
+        if prefix.is_empty() {
+            k.to_string()
+        } else {
+            format!("{prefix}.{k}")
+        }
+    };
+    match v {
+        Value::Number(x) => {
+            if let Some(f) = x.as_f64() {
+                out.push((prefix.to_string(), f));
+            }
+        }
+        Value::Object(m) => {
+            for (k, v) in m {
+                if k != "fold" && k != "training" {
+                    flatten(&join(k), v, out);
+                }
+            }
+        }
+        Value::Array(a) => {
+            for (i, v) in a.iter().enumerate() {
+                let name = v
+                    .get("class")
+                    .and_then(Value::as_str)
+                    .map_or_else(|| i.to_string(), str::to_string);
+                flatten(&join(&name), v, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Mean and sample standard deviation (n − 1) of every numeric metric over the folds.
+fn aggregate(folds: &[PartReport]) -> anyhow::Result<Value> {
+    let mut per_key: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    for f in folds {
+        let mut flat = vec![];
+        flatten("", &serde_json::to_value(f)?, &mut flat);
+        for (k, v) in flat {
+            per_key.entry(k).or_default().push(v);
+        }
+    }
+    let mut mean = serde_json::Map::new();
+    let mut sd = serde_json::Map::new();
+    for (k, v) in per_key {
+        if v.len() != folds.len() || v.iter().any(|x| !x.is_finite()) {
+            continue;
+        }
+        let m = v.iter().sum::<f64>() / v.len() as f64;
+        let s = if v.len() > 1 {
+            (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt()
+        } else {
+            0.0
+        };
+        mean.insert(k.clone(), m.into());
+        sd.insert(k, s.into());
+    }
+    Ok(serde_json::json!({ "folds": folds.len(), "mean": mean, "sd": sd }))
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.map_or_else(String::new, |x| format!("{x:.6}"))
+}
+
+/// The columns of metrics_folds.tsv for one part.
+fn fold_row(r: &PartReport) -> Vec<String> {
+    let m = &r.meta.metrics;
+    let mut v = vec![
+        r.fold.map_or_else(|| "pooled".into(), |f| f.to_string()),
+        r.genes.to_string(),
+        r.rows.to_string(),
+        format!("{:.6}", m.accuracy),
+        format!("{:.6}", m.macro_f1),
+    ];
+    for c in &m.classes {
+        v.push(format!("{:.6}", c.f1));
+        v.push(opt(c.roc_auc));
+        v.push(opt(c.average_precision));
+    }
+    for c in ["donor", "acceptor"] {
+        v.push(format!("{:.6}", r.meta.top_k[c].micro));
+    }
+    match &r.calibrated {
+        Some(s) => {
+            v.push(format!("{:.6}", s.metrics.accuracy));
+            v.push(format!("{:.6}", s.metrics.macro_f1));
+        }
+        None => v.extend([String::new(), String::new()]),
+    }
+    match (&r.base, &r.base_vs_meta) {
+        (Some(b), Some(cmp)) => {
+            v.push(format!("{:.6}", b.metrics.accuracy));
+            v.push(format!("{:.6}", b.metrics.macro_f1));
+            for c in ["donor", "acceptor"] {
+                v.push(format!("{:.6}", b.top_k[c].micro));
+            }
+            for x in cmp {
+                v.push(x.delta_fp.to_string());
+                v.push(x.delta_fn.to_string());
+            }
+        }
+        _ => v.extend(std::iter::repeat_n(String::new(), 8)),
+    }
+    v
+}
+
+fn fold_header() -> Vec<String> {
+    let mut h: Vec<String> = ["fold", "genes", "rows", "accuracy", "macro_f1"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for c in CLASS_NAMES {
+        h.extend([format!("{c}_f1"), format!("{c}_roc_auc"), format!("{c}_ap")]);
+    }
+    h.extend(
+        [
+            "donor_top_k",
+            "acceptor_top_k",
+            "calibrated_accuracy",
+            "calibrated_macro_f1",
+        ]
+        .map(String::from),
+    );
+    h.extend(
+        [
+            "base_accuracy",
+            "base_macro_f1",
+            "base_donor_top_k",
+            "base_acceptor_top_k",
+        ]
+        .map(String::from),
+    );
+    h.extend(
+        [
+            "donor_delta_fp",
+            "donor_delta_fn",
+            "acceptor_delta_fp",
+            "acceptor_delta_fn",
+        ]
+        .map(String::from),
+    );
+    h
+}
+
+/// metrics_fold{i}.json, metrics_aggregate.json, metrics_folds.tsv, gene_metrics.tsv and
+/// feature_importance.tsv.
+pub fn write_tables(
+    out_dir: &Path,
+    report: &Report,
+    importance: &ImportanceSum,
+    genes: &[String],
+    n_folds: usize,
+) -> anyhow::Result<()> {
+    for r in &report.folds {
+        let f = r.fold.expect("fold reports carry their fold");
+        write_bytes_atomic(
+            &out_dir.join(format!("metrics_fold{f}.json")),
+            serde_json::to_string_pretty(r)?.as_bytes(),
+        )?;
+    }
+    // A previous run with more folds leaves files this run does not replace.
+    for f in n_folds.. {
+        let p = out_dir.join(format!("metrics_fold{f}.json"));
+        if !p.exists() {
+            break;
+        }
+        std::fs::remove_file(p)?;
+    }
+    let mut agg = aggregate(&report.folds)?;
+    agg["pooled"] = serde_json::to_value(&report.pooled)?;
+    agg["calibration"] = serde_json::to_value(&report.calibration)?;
+    write_bytes_atomic(
+        &out_dir.join("metrics_aggregate.json"),
+        serde_json::to_string_pretty(&agg)?.as_bytes(),
+    )?;
+    write_atomic(&out_dir.join("metrics_folds.tsv"), |w| {
+        writeln!(w, "{}", fold_header().join("\t"))?;
+        for r in report.folds.iter().chain(std::iter::once(&report.pooled)) {
+            writeln!(w, "{}", fold_row(r).join("\t"))?;
+        }
+        Ok(())
+    })?;
+    write_atomic(&out_dir.join("gene_metrics.tsv"), |w| {
+        writeln!(
+            w,
+            "gene_id\tfold\trows\tdonor_sites\tdonor_meta_hits\tdonor_base_hits\tacceptor_sites\tacceptor_meta_hits\tacceptor_base_hits"
+        )?;
+        let b = |x: Option<u64>| x.map_or_else(String::new, |v| v.to_string());
+        for g in &report.genes {
+            writeln!(
+                w,
+                "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                genes[g.gene as usize],
+                g.fold,
+                g.rows,
+                g.sites[0],
+                g.meta_hits[0],
+                b(g.base_hits[0]),
+                g.sites[1],
+                g.meta_hits[1],
+                b(g.base_hits[1])
+            )?;
+        }
+        Ok(())
+    })?;
+    write_atomic(&out_dir.join("feature_importance.tsv"), |w| {
+        writeln!(w, "class\tfeature\tgain\tcover\tweight\tmodels")?;
+        for (c, rows) in ranked(importance) {
+            for (feature, gain, cover, weight, models) in rows {
+                writeln!(
+                    w,
+                    "{}\t{feature}\t{gain:.6}\t{cover:.6}\t{weight:.3}\t{models}",
+                    CLASS_NAMES[c]
+                )?;
+            }
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+type Ranked = Vec<(String, f64, f64, f64, u64)>;
+
+/// Per class, features by mean gain over the fold models (a model that never split on a
+/// feature counts as zero), largest first.
+fn ranked(imp: &ImportanceSum) -> Vec<(usize, Ranked)> {
+    (0..3)
+        .map(|c| {
+            let k = imp.models[c].max(1) as f64;
+            let mut rows: Ranked = imp
+                .sums
+                .iter()
+                .filter(|((cc, _), _)| *cc == c)
+                .map(|((_, f), s)| (f.clone(), s.0 / k, s.1 / k, s.2 as f64 / k, s.3))
+                .collect();
+            rows.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            (c, rows)
+        })
+        .collect()
+}
+
+fn fmt_opt(v: Option<f64>) -> String {
+    v.map_or_else(|| "–".into(), |x| format!("{x:.4}"))
+}
+
+/// report.html: the curves, confusion matrices, importance and per-stage memory.
+pub fn write_report(
+    ctx: &RunContext,
+    out_dir: &Path,
+    report: &Report,
+    importance: &ImportanceSum,
+    outcome: &CvOutcome,
+) -> anyhow::Result<()> {
+    let summary = ctx.summary();
+    let cfg = &ctx.config;
+    let header = fold_header();
+    let table: Vec<html::MetricRow> = report
+        .folds
+        .iter()
+        .chain(std::iter::once(&report.pooled))
+        .map(|r| {
+            let mut values = fold_row(r);
+            let name = values.remove(0);
+            html::MetricRow {
+                name: if name == "pooled" {
+                    name
+                } else {
+                    format!("fold {name}")
+                },
+                values,
+            }
+        })
+        .collect();
+    let base_vs_meta = report.pooled.base_vs_meta.as_ref().map(|cmp| {
+        let head = [
+            "class",
+            "threshold",
+            "base F1",
+            "meta F1",
+            "ΔF1",
+            "base FP",
+            "meta FP",
+            "ΔFP",
+            "base FN",
+            "meta FN",
+            "ΔFN",
+        ]
+        .map(String::from)
+        .to_vec();
+        let rows = cmp
+            .iter()
+            .map(|x| html::MetricRow {
+                name: x.class.clone(),
+                values: vec![
+                    format!("{}", x.threshold),
+                    format!("{:.4}", x.base.f1),
+                    format!("{:.4}", x.meta.f1),
+                    format!("{:+.4}", x.delta_f1),
+                    x.base.fp.to_string(),
+                    x.meta.fp.to_string(),
+                    format!("{:+}", x.delta_fp),
+                    x.base.fn_.to_string(),
+                    x.meta.fn_.to_string(),
+                    format!("{:+}", x.delta_fn),
+                ],
+            })
+            .collect();
+        (head, rows)
+    });
+    let pooled = &report.pooled;
+    let curves = report
+        .curves
+        .iter()
+        .enumerate()
+        .map(|(c, cu)| {
+            let m = &pooled.meta.metrics.classes[c];
+            let mut roc = vec![html::Series {
+                label: format!("meta (AUC {})", fmt_opt(m.roc_auc)),
+                points: cu.roc_meta.clone(),
+            }];
+            let mut pr = vec![html::Series {
+                label: format!("meta (AP {})", fmt_opt(m.average_precision)),
+                points: cu.pr_meta.clone(),
+            }];
+            if let (Some(b), Some(rb), Some(pb)) = (&pooled.base, &cu.roc_base, &cu.pr_base) {
+                let bm = &b.metrics.classes[c];
+                roc.push(html::Series {
+                    label: format!("base (AUC {})", fmt_opt(bm.roc_auc)),
+                    points: rb.clone(),
+                });
+                pr.push(html::Series {
+                    label: format!("base (AP {})", fmt_opt(bm.average_precision)),
+                    points: pb.clone(),
+                });
+            }
+            let mut reliability = vec![html::Series {
+                label: format!("uncalibrated (ECE {:.4})", m.ece),
+                points: cu.reliability_before.clone(),
+            }];
+            if let (Some(after), Some(cal)) = (&cu.reliability_after, &pooled.calibrated) {
+                reliability.push(html::Series {
+                    label: format!("calibrated, cross-fitted (ECE {:.4})", cal.metrics.classes[c].ece),
+                    points: after.clone(),
+                });
+            }
+            html::ClassCurves {
+                class: CLASS_NAMES[c].into(),
+                roc,
+                pr,
+                reliability,
+            }
+        })
+        .collect();
+    let mut confusion = vec![("meta".to_string(), pooled.meta.metrics.confusion)];
+    if let Some(c) = &pooled.calibrated {
+        confusion.push(("meta, calibrated".into(), c.metrics.confusion));
+    }
+    if let Some(b) = &pooled.base {
+        confusion.push(("base".into(), b.metrics.confusion));
+    }
+    let importance = ranked(importance)
+        .into_iter()
+        .map(|(c, rows)| {
+            (
+                CLASS_NAMES[c].to_string(),
+                rows.into_iter().take(20).map(|r| (r.0, r.1)).collect(),
+            )
+        })
+        .collect();
+    let facts = vec![
+        ("dataset".into(), cfg.dataset.path.display().to_string()),
+        ("genes".into(), outcome.genes.to_string()),
+        ("rows".into(), outcome.rows.to_string()),
+        ("folds".into(), outcome.folds.to_string()),
+        (
+            "final model trees (neither / donor / acceptor)".into(),
+            format!(
+                "{} / {} / {}",
+                outcome.refit_trees[0], outcome.refit_trees[1], outcome.refit_trees[2]
+            ),
+        ),
+        (
+            "calibration".into(),
+            format!("{:?}", report.method).to_lowercase(),
+        ),
+        (
+            "memory.total".into(),
+            crate::memory::fmt_bytes(summary.total_budget_bytes),
+        ),
+        (
+            "peak RSS".into(),
+            summary
+                .peak_rss_bytes
+                .map_or_else(|| "–".into(), crate::memory::fmt_bytes),
+        ),
+        ("wall time".into(), format!("{:.1} s", summary.seconds)),
+    ];
+    let data = html::ReportData {
+        title: "spliceboost gene-wise cross-validation".into(),
+        summary: facts,
+        metrics_header: header,
+        metrics: table,
+        base_vs_meta,
+        curves,
+        confusion,
+        importance,
+        stages: summary.stages.clone(),
+        config_toml: toml::to_string_pretty(cfg)?,
+    };
+    html::write(&out_dir.join("report.html"), &data)
+}
