@@ -208,7 +208,7 @@ pub fn run_query(
         }
         QueryOutput::Parquet(path) => {
             result.rows = crate::io::write_atomic(path, |w| {
-                let mut writer = parquet::arrow::ArrowWriter::try_new(w, schema.clone(), None)?;
+                let mut writer = crate::io::parquet_writer(w, schema.clone())?;
                 let mut rows = 0u64;
                 while let Some(batch) = next()? {
                     rows += batch.num_rows() as u64;

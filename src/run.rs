@@ -19,8 +19,8 @@ pub struct RunContext {
     command: String,
     started: Instant,
     stages: Mutex<Vec<StageRecord>>,
-    /// Peaks seen by the stages now running, outermost first: a stage that opens inside
-    /// another resets the peak marks, so it hands what it saw up to its parents.
+    /// Peaks seen by the run (first) and by the stages now running, outermost first: a stage
+    /// resets the peak marks when it opens, so it hands what it saw up to its parents.
     open: Mutex<Vec<Peaks>>,
 }
 
@@ -60,7 +60,7 @@ impl RunContext {
             command: command.into(),
             started: Instant::now(),
             stages: Mutex::new(vec![]),
-            open: Mutex::new(vec![]),
+            open: Mutex::new(vec![Peaks::default()]),
         }
     }
 
@@ -91,8 +91,8 @@ impl RunContext {
         let mut mine = Peaks::now();
         {
             let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(inner) = open.pop() {
-                mine.raise(inner);
+            if open.len() > 1 {
+                mine.raise(open.pop().expect("this stage's entry"));
             }
             open.iter_mut().for_each(|o| o.raise(mine));
         }
@@ -123,12 +123,14 @@ impl RunContext {
 
     /// The summary so far.
     pub fn summary(&self) -> RunSummary {
+        let mut run = self.open.lock().unwrap_or_else(|p| p.into_inner())[0];
+        run.raise(Peaks::now());
         RunSummary {
             command: self.command.clone(),
             total_budget_bytes: self.pool.total(),
             peak_reserved_bytes: self.pool.peak(),
-            peak_heap_bytes: memory::is_counting().then(|| memory::heap_peak() as u64),
-            peak_rss_bytes: memory::peak_rss_bytes(),
+            peak_heap_bytes: memory::is_counting().then_some(run.heap as u64),
+            peak_rss_bytes: memory::peak_rss_bytes().map(|r| r.max(run.rss)),
             seconds: self.started.elapsed().as_secs_f64(),
             stages: self.stages.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         }

@@ -309,9 +309,10 @@ pub fn predict_job(
         fields.push(Field::new("predicted_type", DataType::Utf8, false));
     }
     let schema = Arc::new(Schema::new(fields));
+    res.try_grow(crate::io::parquet_writer_bytes(&schema))?;
     let scan = scan.build(res)?;
     crate::io::write_atomic(out, |w| {
-        let mut writer = parquet::arrow::ArrowWriter::try_new(w, schema.clone(), None)?;
+        let mut writer = crate::io::parquet_writer(w, schema.clone())?;
         let mut rows = 0u64;
         let mut cols: Vec<Vec<f32>> = vec![Vec::new(); nf];
         for item in scan {

@@ -217,6 +217,9 @@ pub fn build(
     let mut offset = 0u64;
     let mut counts = [0u64; 3];
     let (mut labels, mut groups) = (vec![], vec![]);
+    // The scan sizes its batches from what is left; an eighth of that stays for the gene
+    // index, which grows as genes are met (about 64 bytes a gene).
+    let scan = scan.with_max_bytes((res.available() - res.available() / 8).max(min_scan));
     for item in scan.build(res)? {
         let b = item?;
         let path = &ds.files[b.file].path;

@@ -305,8 +305,8 @@ fn cross_fit(st: &mut RowState, cv: &CvParams) -> Option<ClassCalibration> {
         for i in 0..st.fold.len() {
             if st.fold[i] == f {
                 let q = cal.apply([st.oof[0][i], st.oof[1][i], st.oof[2][i]]);
-                for c in 0..3 {
-                    st.cal[c][i] = q[c];
+                for (dst, v) in st.cal.iter_mut().zip(q) {
+                    dst[i] = v;
                 }
             }
         }

@@ -32,8 +32,9 @@ pub const BASE_COLUMNS: [&str; 3] = ["neither_score", "donor_score", "acceptor_s
 
 /// Bytes per row the `cv` stage holds while folds train: class code, fold code, gene index
 /// (`u32`), three out-of-fold probabilities, their three calibrated values and three base
-/// scores (`f32` each), plus the gene indices' read buffer (4) while they load.
-pub const CV_BYTES_PER_ROW: u64 = 1 + 1 + 4 + 12 + 12 + 12 + 4;
+/// scores (`f32` each), plus the gene indices' read buffer (4) and the filter's row mask (1)
+/// while they load.
+pub const CV_BYTES_PER_ROW: u64 = 1 + 1 + 4 + 12 + 12 + 12 + 4 + 1;
 
 /// Files of a previous cross-validation run; `run` refuses an out_dir holding one unless
 /// told to overwrite.
@@ -236,7 +237,9 @@ pub fn cv_job(
         let mut fold = vec![0u8; n];
         // Rows the filter keeps: marked now, turned into folds below.
         if let Some(filter) = &cv.filter {
-            let mask = ctx.stage("scan", |r| row_mask(&ds, filter, r))?;
+            // Read under the cv reservation, which holds the mask: the scan's buffers come
+            // from what it has left.
+            let mask = row_mask(&ds, filter, res)?;
             for (f, keep) in fold.iter_mut().zip(mask) {
                 if !keep {
                     *f = EXCLUDED;
@@ -270,7 +273,7 @@ pub fn cv_job(
         }
         check_classes(&labels, &fold, cv.n_folds)?;
         let base = if has_base {
-            Some(ctx.stage("scan", |r| read_base(&ds, r))?)
+            Some(read_base(&ds, res)?)
         } else {
             None
         };
@@ -310,11 +313,11 @@ pub fn cv_job(
                 trees: [0; 3],
                 best_iteration: [None; 3],
             };
-            for c in 0..3 {
+            for (c, class) in CLASS_NAMES.iter().enumerate() {
                 let mut p = params.clone();
-                p.class = CLASS_NAMES[c].into();
+                p.class = class.to_string();
                 p.valid_fraction = cv.valid_size;
-                bar.set_prefix(format!("fold {}/{} {:>8}", f + 1, cv.n_folds, CLASS_NAMES[c]));
+                bar.set_prefix(format!("fold {}/{} {class:>8}", f + 1, cv.n_folds));
                 let (oof_c, st_ro) = (&mut st.oof[c], (&st.fold, &st.labels));
                 let model = ctx.stage("train", |r| {
                     let roles: Vec<Role> = (0..n).map(role).collect();

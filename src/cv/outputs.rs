@@ -90,8 +90,9 @@ pub fn write_oof(
         Ok(Some(RecordBatch::try_new(schema.clone(), cols)?))
     };
     use arrow::array::Array;
+    res.try_grow(crate::io::parquet_writer_bytes(&schema))?;
     write_atomic(&out_dir.join("oof_predictions.parquet"), |w| {
-        let mut writer = parquet::arrow::ArrowWriter::try_new(w, schema.clone(), None)?;
+        let mut writer = crate::io::parquet_writer(w, schema.clone())?;
         let n = st.fold.len();
         if has_pos {
             let mut r0 = 0usize;

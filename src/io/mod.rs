@@ -60,3 +60,32 @@ pub fn write_atomic<T>(
 pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     write_atomic(path, |w| Ok(w.write_all(bytes)?))
 }
+
+/// Rows per row group of the Parquet files spliceboost writes (scores, out-of-fold
+/// predictions, query results): the writer holds a row group's columns until it flushes, so
+/// this bounds its memory whatever the output's length.
+pub const OUTPUT_ROW_GROUP_ROWS: usize = 65_536;
+
+/// A zstd-compressed Parquet writer that flushes every [`OUTPUT_ROW_GROUP_ROWS`] rows.
+pub fn parquet_writer<W: Write + Send>(
+    w: W,
+    schema: arrow::datatypes::SchemaRef,
+) -> anyhow::Result<parquet::arrow::ArrowWriter<W>> {
+    use parquet::basic::{Compression, ZstdLevel};
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
+        .set_max_row_group_row_count(Some(OUTPUT_ROW_GROUP_ROWS))
+        .build();
+    Ok(parquet::arrow::ArrowWriter::try_new(w, schema, Some(props))?)
+}
+
+/// Bytes a [`parquet_writer`] for `schema` may hold: a row group of values (strings counted
+/// at 32 bytes) and as much again while it encodes them.
+pub fn parquet_writer_bytes(schema: &arrow::datatypes::Schema) -> u64 {
+    let row: u64 = schema
+        .fields()
+        .iter()
+        .map(|f| f.data_type().primitive_width().unwrap_or(32) as u64 + 1)
+        .sum();
+    2 * OUTPUT_ROW_GROUP_ROWS as u64 * row
+}

@@ -78,7 +78,7 @@ pub struct ReportData {
     pub curves: Vec<ClassCurves>,
     /// E.g. `("meta", m)`, `("base", m)`.
     pub confusion: Vec<(String, Confusion)>,
-    /// Per class, features with their total gain; the page sorts and keeps the top [`TOP_FEATURES`].
+    /// Per class, features with their gain; the page sorts and keeps the top [`TOP_FEATURES`].
     pub importance: Vec<(String, Vec<(String, f64)>)>,
     pub stages: Vec<StageRecord>,
     pub config_toml: String,
@@ -591,7 +591,7 @@ fn importance_chart(class: &str, features: &[(String, f64)]) -> anyhow::Result<S
         chart
             .configure_mesh()
             .disable_y_mesh()
-            .x_desc("total gain")
+            .x_desc("gain (mean over the fold models)")
             .x_labels(6)
             .max_light_lines(4)
             .x_label_formatter(&x_label)
