@@ -28,8 +28,8 @@ fn page_cache(dir: &std::path::Path) -> PageCache {
         ..Default::default()
     })
     .unwrap();
-    let cuts = sketch_dataset(&ds, 256, &mut res).unwrap();
-    let fp = cache::fingerprint(&ds, 256);
+    let cuts = sketch_dataset(&ds, 256, 2048, &mut res).unwrap();
+    let fp = cache::fingerprint(&ds, 256, 2048);
     let m = cache::build(&ds, &cuts, &dir.join("c"), &fp, &mut res).unwrap();
     PageCache::open(&dir.join("c"), m).unwrap()
 }

@@ -479,3 +479,38 @@ pub fn run_job(cfg: Config, quiet: bool, overwrite: bool) -> anyhow::Result<()> 
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outer_stage_and_run_see_the_peak_of_a_stage_inside() {
+        if !memory::is_counting() {
+            return;
+        }
+        let ctx = RunContext::new(Config::default(), "test");
+        ctx.stage("cv", |_| {
+            ctx.stage("train", |_| {
+                let v = vec![1u8; 8 << 20];
+                std::hint::black_box(&v);
+                Ok(())
+            })
+        })
+        .unwrap();
+        let s = ctx.summary();
+        let heap = |name: &str| {
+            s.stages
+                .iter()
+                .find(|r| r.name == name)
+                .and_then(|r| r.peak_heap_bytes)
+                .unwrap()
+        };
+        assert!(heap("train") >= 8 << 20);
+        assert!(
+            heap("cv") >= 8 << 20,
+            "the inner stage reset the outer one's peak"
+        );
+        assert!(s.peak_heap_bytes.unwrap() >= 8 << 20);
+    }
+}

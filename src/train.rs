@@ -164,12 +164,14 @@ pub fn binned_cache(
         }
         .into());
     }
-    let fingerprint = cache::fingerprint(ds, params.max_bin);
+    let fingerprint = cache::fingerprint(ds, params.max_bin, params.sketch_size);
     let dir = cfg.cache_dir().join(&fingerprint);
     let (manifest, reused) = match cache::find(&dir, &fingerprint) {
         Some(m) => (m, true),
         None => {
-            let cuts = ctx.stage("sketch", |res| sketch_dataset(ds, params.max_bin, res))?;
+            let cuts = ctx.stage("sketch", |res| {
+                sketch_dataset(ds, params.max_bin, params.sketch_size, res)
+            })?;
             let m = ctx.stage("bin", |res| cache::build(ds, &cuts, &dir, &fingerprint, res))?;
             (m, false)
         }

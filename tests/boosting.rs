@@ -115,6 +115,41 @@ fn budget_and_file_layout_do_not_change_the_model() {
 }
 
 #[test]
+fn sketch_budget_does_not_change_the_cuts() {
+    let dir = tempfile::tempdir().unwrap();
+    // 20,000 rows: enough for the sketches to compact.
+    let data = synth(dir.path(), "s", 200, 25);
+    let ds = Dataset::open(&spliceboost::config::DatasetConfig {
+        path: data,
+        ..Default::default()
+    })
+    .unwrap();
+    let names: Vec<String> = ds.feature_names();
+    let (min_scan, _) = ds
+        .scan()
+        .with_columns(&names)
+        .with_extra_row_bytes(4 * rayon::current_num_threads() as u64)
+        .min_bytes();
+    let tight = min_scan
+        + spliceboost::binning::sketch_bytes_per_feature(2048, ds.rows(), 256) * names.len() as u64
+        + 4096;
+    let cuts_at = |budget: u64| {
+        let pool = std::sync::Arc::new(MemoryPool::new(budget));
+        let mut res = MemoryConsumer::new("sketch")
+            .with_budget(budget, "memory.sketch")
+            .register(&pool);
+        sketch_dataset(&ds, 256, 2048, &mut res).unwrap()
+    };
+    assert_eq!(cuts_at(tight), cuts_at(1 << 30));
+    let pool = std::sync::Arc::new(MemoryPool::new(1 << 30));
+    let mut res = MemoryConsumer::new("sketch")
+        .with_budget(tight - 8192, "memory.sketch")
+        .register(&pool);
+    let err = sketch_dataset(&ds, 256, 2048, &mut res).unwrap_err().to_string();
+    assert!(err.contains("train.sketch_size"), "{err}");
+}
+
+#[test]
 fn cache_round_trips_every_value() {
     let dir = tempfile::tempdir().unwrap();
     let (ds, cuts, pc) = small_cache(dir.path(), 6, 64);
@@ -122,7 +157,7 @@ fn cache_round_trips_every_value() {
         cuts.features.iter().any(|f| f.sparse),
         "the CSR path is exercised"
     );
-    let fp = cache::fingerprint(&ds, 64);
+    let fp = cache::fingerprint(&ds, 64, 2048);
     assert_eq!(
         cache::find(&dir.path().join("c"), &fp).as_ref(),
         Some(&pc.manifest),
@@ -311,8 +346,8 @@ fn small_cache(dir: &Path, genes: usize, max_bin: usize) -> (Dataset, Cuts, Page
     let ds = Dataset::open(&cfg).unwrap();
     let pool = std::sync::Arc::new(MemoryPool::new(1 << 30));
     let mut res = MemoryConsumer::new("bin").register(&pool);
-    let cuts = sketch_dataset(&ds, max_bin, &mut res).unwrap();
-    let fp = cache::fingerprint(&ds, max_bin);
+    let cuts = sketch_dataset(&ds, max_bin, 2048, &mut res).unwrap();
+    let fp = cache::fingerprint(&ds, max_bin, 2048);
     let m = cache::build(&ds, &cuts, &dir.join("c"), &fp, &mut res).unwrap();
     let pc = PageCache::open(&dir.join("c"), m).unwrap();
     (ds, cuts, pc)

@@ -132,7 +132,11 @@ fn cv_run_writes_every_output_with_each_gene_in_one_fold() {
 fn bundle_scores_a_new_dataset_as_class_probabilities() {
     let dir = tempfile::tempdir().unwrap();
     let data = synth(dir.path(), 15);
-    let cfg = config(dir.path(), &data, "calibration = \"platt\"\nensemble_size = 2");
+    let cfg = config(
+        dir.path(),
+        &data,
+        "calibration = \"platt\"\ncalibration_mode = \"splice\"\nensemble_size = 2",
+    );
     let (code, _, err) = run(&["run", cfg.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     let bundle_path = dir.path().join("out/model_bundle.json");
@@ -379,4 +383,18 @@ fn sampled_genes_are_the_only_ones_evaluated() {
     assert_eq!(code, 0, "{err}");
     let genes_tsv = std::fs::read_to_string(dir.path().join("out/gene_metrics.tsv")).unwrap();
     assert_eq!(genes_tsv.lines().count(), 1 + 9);
+}
+
+#[test]
+fn cv_budget_too_small_is_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 9);
+    let cfg = config(dir.path(), &data, "");
+    let (code, _, err) = run(&["run", cfg.to_str().unwrap(), "--set", "memory.cv=16KiB"]);
+    assert_eq!(code, 2);
+    insta::assert_snapshot!(common::redact(&err, dir.path()));
+    assert!(
+        !dir.path().join("out/cache").exists(),
+        "work began before the refusal"
+    );
 }

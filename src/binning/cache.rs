@@ -91,7 +91,7 @@ fn fnv(bytes: &[u8], mut h: u64) -> u64 {
 
 /// The cache key of a dataset and binning: the files (path, size, modification time), the
 /// features and `max_bin`. Cuts are a function of these, so the key stands for them too.
-pub fn fingerprint(ds: &Dataset, max_bin: usize) -> String {
+pub fn fingerprint(ds: &Dataset, max_bin: usize, sketch_size: usize) -> String {
     let mut h = fnv(FORMAT.as_bytes(), 0xcbf2_9ce4_8422_2325);
     h = fnv(&VERSION.to_le_bytes(), h);
     for f in &ds.files {
@@ -111,6 +111,7 @@ pub fn fingerprint(ds: &Dataset, max_bin: usize) -> String {
     h = fnv(ds.roles.label.as_bytes(), h);
     h = fnv(ds.roles.group.as_bytes(), h);
     h = fnv(&(max_bin as u64).to_le_bytes(), h);
+    h = fnv(&(sketch_size as u64).to_le_bytes(), h);
     format!("{h:016x}")
 }
 

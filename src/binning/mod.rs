@@ -184,42 +184,36 @@ pub fn sketch_bytes_per_feature(k: usize, rows: u64, max_bin: usize) -> u64 {
     QuantileSketch::max_bytes(k, rows) + (max_bin as u64 + 1) * 4 + 128
 }
 
-/// The largest sketch parameter (from 256 up to 8,192) whose sketches fit in `bytes`.
-pub fn sketch_k(bytes: u64, features: usize, rows: u64, max_bin: usize) -> Option<usize> {
-    let mut k = 8192;
-    while k >= 256 {
-        if sketch_bytes_per_feature(k, rows, max_bin) * features as u64 <= bytes {
-            return Some(k);
-        }
-        k /= 2;
-    }
-    None
-}
+/// The default sketch parameter `k` (`train.sketch_size`): its rank error is far below the
+/// width of one of 256 bins.
+pub const DEFAULT_SKETCH_SIZE: usize = 2048;
 
-/// Reads every feature once and returns its cuts. The per-feature work runs in parallel and
-/// each feature sees its values in dataset order, so the cuts are the same for any thread
-/// count.
-pub fn sketch_dataset(ds: &Dataset, max_bin: usize, res: &mut MemoryReservation) -> anyhow::Result<Cuts> {
+/// Reads every feature once and returns its cuts, from sketches of parameter `sketch_size`.
+/// The per-feature work runs in parallel and each feature sees its values in dataset order,
+/// and the sketch size is a parameter, never a consequence of the budget: the cuts are the
+/// same for any thread count and any budget that fits (a budget that does not is refused).
+pub fn sketch_dataset(
+    ds: &Dataset,
+    max_bin: usize,
+    sketch_size: usize,
+    res: &mut MemoryReservation,
+) -> anyhow::Result<Cuts> {
     let features = &ds.roles.features;
     let names: Vec<&str> = features.iter().map(|f| f.name.as_str()).collect();
     let threads = rayon::current_num_threads() as u64;
     let scan = ds.scan().with_columns(&names).with_extra_row_bytes(4 * threads);
     let (min_scan, what) = scan.min_bytes();
     let rows = ds.rows();
-    let need_sketch = sketch_bytes_per_feature(256, rows, max_bin) * features.len() as u64;
+    let k = sketch_size;
+    let need_sketch = sketch_bytes_per_feature(k, rows, max_bin) * features.len() as u64;
     res.require(
         min_scan + need_sketch,
-        format!("{what}, and sketches of {} features", features.len()),
+        format!(
+            "{what}, and sketches of {} features at train.sketch_size = {k} (or lower that)",
+            features.len()
+        ),
     )?;
-    // Sketches get what the smallest scan leaves, up to their most useful size.
-    let k = sketch_k(
-        res.available().saturating_sub(min_scan),
-        features.len(),
-        rows,
-        max_bin,
-    )
-    .unwrap_or(256);
-    res.try_grow(sketch_bytes_per_feature(k, rows, max_bin) * features.len() as u64)?;
+    res.try_grow(need_sketch)?;
     let mut accs: Vec<Acc> = vec![
         Acc {
             sketch: QuantileSketch::new(k),

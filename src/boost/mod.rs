@@ -154,6 +154,10 @@ pub struct TrainParams {
     pub scale_pos_weight: f64,
     #[serde(default = "d_bins")]
     pub max_bin: usize,
+    /// The quantile sketch's parameter `k`: larger is more exact and takes more of the
+    /// sketch budget (about 8·k bytes a feature per level).
+    #[serde(default = "d_sketch")]
+    pub sketch_size: usize,
     /// Stop after this many rounds without a better validation score (0: never).
     #[serde(default)]
     pub early_stopping_rounds: usize,
@@ -184,6 +188,9 @@ fn d_one() -> f64 {
 }
 fn d_bins() -> usize {
     256
+}
+fn d_sketch() -> usize {
+    crate::binning::DEFAULT_SKETCH_SIZE
 }
 fn d_valid() -> f64 {
     0.2
@@ -228,6 +235,9 @@ impl TrainParams {
         }
         if !(2..=256).contains(&self.max_bin) {
             return bad("max_bin", "must be from 2 to 256");
+        }
+        if !(64..=1 << 20).contains(&self.sketch_size) {
+            return bad("sketch_size", "must be from 64 to 1048576");
         }
         if !(0.0..1.0).contains(&self.valid_fraction) {
             return bad("valid_fraction", "must be in [0, 1)");

@@ -342,6 +342,24 @@ pub fn cv_job(
                 ff.trees[c] = model.trees.len();
                 ff.best_iteration[c] = model.best_iteration;
                 importance.add(c, &model);
+                if !quiet {
+                    let line = format!(
+                        "fold {}/{} {class:>8}: {} trees{}",
+                        f + 1,
+                        cv.n_folds,
+                        model.trees.len(),
+                        model.best_score.map_or(String::new(), |s| format!(
+                            ", validation {:?} {s:.5}",
+                            p.eval_metric
+                        ))
+                    );
+                    // Above the bar on a terminal; on its own line in a log.
+                    if bar.is_hidden() {
+                        eprintln!("{line}");
+                    } else {
+                        bar.println(line);
+                    }
+                }
             }
             fits.push(ff);
         }

@@ -787,7 +787,7 @@ mod tests {
             "ROC: donor",
             "false positive rate",
             "perfectly calibrated",
-            "total gain",
+            "gain (mean over the fold models)",
             "peak RSS",
         ] {
             assert!(
