@@ -192,25 +192,37 @@ impl Subset {
     }
 }
 
-fn score(sub: &Subset, p: [&[f32]; 3]) -> Scored {
-    let top_k = (1..3u8)
-        .map(|c| {
-            let per_gene = eval::gene_top_k(&sub.groups, &sub.y, p[c as usize], c);
-            (CLASS_NAMES[c as usize].to_string(), eval::summarize(&per_gene))
-        })
+/// Per splice class (donor, acceptor), every gene's top-k counts.
+type PerGene = Vec<Vec<GeneTopK>>;
+
+fn score(sub: &Subset, p: [&[f32]; 3]) -> (Scored, PerGene) {
+    let per_gene: PerGene = (1..3u8)
+        .map(|c| eval::gene_top_k(&sub.groups, &sub.y, p[c as usize], c))
         .collect();
-    Scored {
+    let top_k = per_gene
+        .iter()
+        .zip(&CLASS_NAMES[1..])
+        .map(|(g, name)| (name.to_string(), eval::summarize(g)))
+        .collect();
+    let scored = Scored {
         metrics: eval::classify(&sub.y, p),
         top_k,
-    }
+    };
+    (scored, per_gene)
 }
 
 fn is_class(y: &[u8], c: usize) -> Vec<bool> {
     y.iter().map(|&l| l as usize == c).collect()
 }
 
-/// Scores one part (a fold, or all folds) from the row state.
-fn part(st: &RowState, sub: &mut Subset, cv: &CvParams, calibrated: bool) -> PartReport {
+/// Scores one part (a fold, or all folds) from the row state; also returns the meta-model's
+/// and the base model's per-gene top-k.
+fn part(
+    st: &RowState,
+    sub: &mut Subset,
+    cv: &CvParams,
+    calibrated: bool,
+) -> (PartReport, PerGene, Option<PerGene>) {
     let genes = {
         let mut g = sub.groups.clone();
         g.sort_unstable();
@@ -219,7 +231,7 @@ fn part(st: &RowState, sub: &mut Subset, cv: &CvParams, calibrated: bool) -> Par
     };
     sub.load(&st.oof);
     let meta_p = sub.p();
-    let meta = score(sub, meta_p);
+    let (meta, meta_genes) = score(sub, meta_p);
     let thr = cv.base_threshold as f32;
     let meta_calls: Vec<Calls> = (1..3)
         .map(|c| BinaryCounts::from_threshold(&sub.p[c], &is_class(&sub.y, c), thr).into())
@@ -233,7 +245,7 @@ fn part(st: &RowState, sub: &mut Subset, cv: &CvParams, calibrated: bool) -> Par
     let (calibrated, calibration) = if calibrated {
         sub.load(&st.cal);
         let cal_p = sub.p();
-        let scored = score(sub, cal_p);
+        let scored = score(sub, cal_p).0;
         let scores = (0..3)
             .map(|c| {
                 let y = is_class(&sub.y, c);
@@ -250,11 +262,11 @@ fn part(st: &RowState, sub: &mut Subset, cv: &CvParams, calibrated: bool) -> Par
     } else {
         (None, None)
     };
-    let (base, base_vs_meta) = match &st.base {
+    let (base, base_vs_meta, base_genes) = match &st.base {
         Some(b) => {
             sub.load(b);
             let base_p = sub.p();
-            let scored = score(sub, base_p);
+            let (scored, per_gene) = score(sub, base_p);
             let cmp = (1..3)
                 .zip(meta_calls)
                 .map(|(c, meta)| {
@@ -271,11 +283,11 @@ fn part(st: &RowState, sub: &mut Subset, cv: &CvParams, calibrated: bool) -> Par
                     }
                 })
                 .collect();
-            (Some(scored), Some(cmp))
+            (Some(scored), Some(cmp), Some(per_gene))
         }
-        None => (None, None),
+        None => (None, None, None),
     };
-    PartReport {
+    let report = PartReport {
         fold: None,
         genes,
         rows: sub.rows.len() as u64,
@@ -285,7 +297,8 @@ fn part(st: &RowState, sub: &mut Subset, cv: &CvParams, calibrated: bool) -> Par
         calibration,
         base,
         base_vs_meta,
-    }
+    };
+    (report, meta_genes, base_genes)
 }
 
 /// Fits calibrators on every fold but one and calibrates that one, fold by fold; then fits
@@ -339,22 +352,9 @@ pub fn evaluate(
     let mut genes = vec![];
     for f in 0..cv.n_folds {
         let mut sub = Subset::new(st, |x| x as usize == f);
-        let mut r = part(st, &mut sub, cv, has_cal);
+        let (mut r, meta, base) = part(st, &mut sub, cv, has_cal);
         r.fold = Some(f);
         r.training = fits.get(f).cloned();
-        // Per-gene top-k of this fold's genes.
-        sub.load(&st.oof);
-        let meta_p = sub.p();
-        let meta: Vec<Vec<GeneTopK>> = (1..3u8)
-            .map(|c| eval::gene_top_k(&sub.groups, &sub.y, meta_p[c as usize], c))
-            .collect();
-        let base: Option<Vec<Vec<GeneTopK>>> = st.base.as_ref().map(|b| {
-            sub.load(b);
-            let base_p = sub.p();
-            (1..3u8)
-                .map(|c| eval::gene_top_k(&sub.groups, &sub.y, base_p[c as usize], c))
-                .collect()
-        });
         let mut rows_of: BTreeMap<u32, u64> = BTreeMap::new();
         for &g in &sub.groups {
             *rows_of.entry(g).or_default() += 1;
@@ -368,13 +368,15 @@ pub fn evaluate(
                 meta_hits: [0; 2],
                 base_hits: [None; 2],
             };
+            // gene_top_k lists genes in id order.
+            let find = |v: &[GeneTopK]| v.binary_search_by_key(&g, |t| t.group).ok().map(|i| v[i].clone());
             for k in 0..2 {
-                if let Some(t) = meta[k].iter().find(|t| t.group == g) {
+                if let Some(t) = find(&meta[k]) {
                     row.sites[k] = t.k;
                     row.meta_hits[k] = t.hits;
                 }
                 if let Some(b) = &base {
-                    row.base_hits[k] = Some(b[k].iter().find(|t| t.group == g).map_or(0, |t| t.hits));
+                    row.base_hits[k] = Some(find(&b[k]).map_or(0, |t| t.hits));
                 }
             }
             genes.push(row);
@@ -382,7 +384,7 @@ pub fn evaluate(
         reports.push(r);
     }
     let mut sub = Subset::new(st, |x| x != EXCLUDED);
-    let mut pooled = part(st, &mut sub, cv, has_cal);
+    let mut pooled = part(st, &mut sub, cv, has_cal).0;
     pooled.genes = folds.genes.iter().sum();
 
     let curves = (0..3)

@@ -131,26 +131,9 @@ pub fn roc_curve(score: &[f32], y: &[bool], max_points: usize) -> Vec<(f64, f64)
     if pos == 0 || neg == 0 {
         return Vec::new();
     }
-    let mut idx = Vec::new();
-    sort_descending(score, &mut idx);
-    let mut thin = Thinner::new(thresholds(score, &idx) + 1, max_points);
-    let mut out = Vec::with_capacity(thin.keep);
-    let mut j = 0;
-    if thin.take(j) {
-        out.push((0.0, 0.0));
-    }
-    sweep(
-        score,
-        &idx,
-        |i| y[i],
-        |tp, fp| {
-            j += 1;
-            if thin.take(j) {
-                out.push((fp as f64 / neg as f64, tp as f64 / pos as f64));
-            }
-        },
-    );
-    out
+    curve(score, y, max_points, (0.0, 0.0), |tp, fp| {
+        (fp as f64 / neg as f64, tp as f64 / pos as f64)
+    })
 }
 
 /// Precision–recall curve as (recall, precision) points for plotting, by increasing recall:
@@ -168,13 +151,27 @@ pub fn pr_curve(score: &[f32], y: &[bool], max_points: usize) -> Vec<(f64, f64)>
     if pos == 0 {
         return Vec::new();
     }
+    curve(score, y, max_points, (0.0, 1.0), |tp, fp| {
+        (tp as f64 / pos as f64, tp as f64 / (tp + fp) as f64)
+    })
+}
+
+/// The shared sweep of both curves: `first`, then `point(tp, fp)` at each distinct score
+/// from the highest down, thinned to at most `max_points`.
+fn curve(
+    score: &[f32],
+    y: &[bool],
+    max_points: usize,
+    first: (f64, f64),
+    point: impl Fn(u64, u64) -> (f64, f64),
+) -> Vec<(f64, f64)> {
     let mut idx = Vec::new();
     sort_descending(score, &mut idx);
     let mut thin = Thinner::new(thresholds(score, &idx) + 1, max_points);
     let mut out = Vec::with_capacity(thin.keep);
     let mut j = 0;
     if thin.take(j) {
-        out.push((0.0, 1.0));
+        out.push(first);
     }
     sweep(
         score,
@@ -183,7 +180,7 @@ pub fn pr_curve(score: &[f32], y: &[bool], max_points: usize) -> Vec<(f64, f64)>
         |tp, fp| {
             j += 1;
             if thin.take(j) {
-                out.push((tp as f64 / pos as f64, tp as f64 / (tp + fp) as f64));
+                out.push(point(tp, fp));
             }
         },
     );
