@@ -212,17 +212,11 @@ pub enum Predictor {
 impl Predictor {
     /// Reads either kind, telling them apart by their `format` field.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read(path)
-            .map_err(|e| InputError::new(format!("cannot read the model: {e}")).file(path))?;
-        let v: serde_json::Value = serde_json::from_slice(&text).map_err(|e| {
-            InputError::new(format!("not a readable model (truncated or not JSON): {e}"))
-                .file(path)
-                .hint("train it again or restore the file")
-        })?;
+        let v = crate::boost::read_json(path)?;
         if v.get("format").and_then(|f| f.as_str()) == Some(crate::cv::bundle::FORMAT) {
             return Ok(Self::Bundle(Box::new(crate::cv::Bundle::from_json(v, path)?)));
         }
-        Ok(Self::Model(Box::new(Model::load(path)?)))
+        Ok(Self::Model(Box::new(Model::from_json(v, path)?)))
     }
 
     pub fn features(&self) -> &[String] {

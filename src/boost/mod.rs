@@ -11,6 +11,7 @@
 
 mod model;
 
+pub(crate) use model::{read_json, versioned};
 pub use model::{Importance, IterLog, Model};
 
 use std::time::Instant;

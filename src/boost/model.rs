@@ -91,27 +91,26 @@ impl Model {
 
     /// Reads a model saved by [`Self::save`], refusing other formats and versions.
     pub fn load(path: &Path) -> anyhow::Result<Model> {
-        let bad = |m: String| InputError::new(m).file(path);
-        let text = std::fs::read(path).map_err(|e| bad(format!("cannot read the model: {e}")))?;
-        let v: Value = serde_json::from_slice(&text).map_err(|e| {
-            bad(format!("not a readable model (truncated or not JSON): {e}"))
-                .hint("train it again or restore the file")
-        })?;
+        Self::from_json(read_json(path)?, path)
+    }
+
+    /// A model from the parsed JSON of `path` (named in errors).
+    pub fn from_json(v: Value, path: &Path) -> anyhow::Result<Model> {
         if v.get("format").and_then(Value::as_str) != Some(FORMAT) {
-            return Err(bad("not a spliceboost model".into())
+            return Err(InputError::new("not a spliceboost model")
+                .file(path)
                 .hint("pass a model written by `spliceboost train`; XGBoost exports are one-way")
                 .into());
         }
-        let version = v.get("version").and_then(Value::as_u64).unwrap_or(0);
-        if version != MODEL_VERSION as u64 {
-            return Err(bad(format!(
-                "model format version {version}; this spliceboost reads version {MODEL_VERSION}"
-            ))
-            .hint("retrain with this version of spliceboost")
-            .into());
-        }
-        let m: Model = serde_json::from_value(v).map_err(|e| bad(format!("malformed model: {e}")))?;
-        m.check().map_err(|e| bad(format!("malformed model: {e}")))?;
+        let m: Model = versioned(
+            v,
+            path,
+            MODEL_VERSION,
+            "model",
+            "retrain with this version of spliceboost",
+        )?;
+        m.check()
+            .map_err(|e| InputError::new(format!("malformed model: {e}")).file(path))?;
         Ok(m)
     }
 
@@ -235,4 +234,34 @@ impl Model {
             "version": [3, 0, 0]
         })
     }
+}
+
+/// Reads and parses a saved model or bundle.
+pub(crate) fn read_json(path: &Path) -> anyhow::Result<Value> {
+    let bad = |m: String| InputError::new(m).file(path);
+    let text = std::fs::read(path).map_err(|e| bad(format!("cannot read the model: {e}")))?;
+    Ok(serde_json::from_slice(&text).map_err(|e| {
+        bad(format!("not a readable model (truncated or not JSON): {e}"))
+            .hint("train it again or restore the file")
+    })?)
+}
+
+/// Deserialises a saved `what` (a model or a bundle) after checking its format version.
+pub(crate) fn versioned<T: serde::de::DeserializeOwned>(
+    v: Value,
+    path: &Path,
+    expected: u32,
+    what: &str,
+    hint: &str,
+) -> anyhow::Result<T> {
+    let bad = |m: String| InputError::new(m).file(path);
+    let version = v.get("version").and_then(Value::as_u64).unwrap_or(0);
+    if version != expected as u64 {
+        return Err(bad(format!(
+            "{what} format version {version}; this spliceboost reads version {expected}"
+        ))
+        .hint(hint)
+        .into());
+    }
+    Ok(serde_json::from_value(v).map_err(|e| bad(format!("malformed {what}: {e}")))?)
 }

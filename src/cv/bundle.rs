@@ -99,18 +99,15 @@ impl Bundle {
 
     /// Reads a bundle written by [`Self::save`] from parsed JSON, refusing other versions.
     pub fn from_json(v: Value, path: &Path) -> anyhow::Result<Self> {
-        let bad = |m: String| InputError::new(m).file(path);
-        let version = v.get("version").and_then(Value::as_u64).unwrap_or(0);
-        if version != VERSION as u64 {
-            return Err(bad(format!(
-                "model bundle format version {version}; this spliceboost reads version {VERSION}"
-            ))
-            .hint("run the cross-validation again with this version of spliceboost")
-            .into());
-        }
-        let b: Bundle = serde_json::from_value(v).map_err(|e| bad(format!("malformed model bundle: {e}")))?;
+        let b: Bundle = crate::boost::versioned(
+            v,
+            path,
+            VERSION,
+            "model bundle",
+            "run the cross-validation again with this version of spliceboost",
+        )?;
         b.check()
-            .map_err(|e| bad(format!("malformed model bundle: {e}")))?;
+            .map_err(|e| InputError::new(format!("malformed model bundle: {e}")).file(path))?;
         Ok(b)
     }
 }
