@@ -7,10 +7,10 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use spliceboost::binning::cache::{self, PageCache, PAGE_ROWS};
 use spliceboost::binning::{sketch_dataset, FeatureBins, QuantileSketch};
-use spliceboost::config::DatasetConfig;
-use spliceboost::hist::{page_features, Histogram};
+use spliceboost::boost::hist::{page_features, Histogram};
 use spliceboost::io::Dataset;
 use spliceboost::memory::{MemoryConsumer, MemoryPool};
+use spliceboost::run::config::DatasetConfig;
 use spliceboost::synth::{write_dataset, SynthOptions};
 
 /// One full page (16,384 rows × 128 features) of a synthetic dataset, binned.

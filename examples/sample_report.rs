@@ -5,8 +5,8 @@
 
 use std::path::PathBuf;
 
+use spliceboost::memory::StageRecord;
 use spliceboost::report::html::{self, ClassCurves, MetricRow, ReportData, Series, CLASS_LABELS};
-use spliceboost::report::StageRecord;
 
 /// A smooth made-up ROC curve whose area grows with `k`.
 fn roc(k: f64) -> Vec<(f64, f64)> {

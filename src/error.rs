@@ -98,7 +98,7 @@ impl std::error::Error for InputError {}
 pub fn exit_code(err: &anyhow::Error) -> i32 {
     let fixable = err.chain().any(|e| {
         e.is::<InputError>()
-            || e.is::<crate::config::ConfigError>()
+            || e.is::<ConfigError>()
             || e.is::<crate::memory::MemoryError>()
             || e.is::<clap::Error>()
     });
@@ -108,3 +108,30 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
         1
     }
 }
+
+/// A config mistake, located in the file (or in a `--set` override).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The config file, or `--set KEY=VALUE` for an override.
+    pub source: String,
+    /// 1-based line and column, where known.
+    pub line: Option<(usize, usize)>,
+    /// The dotted key, where known.
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.source)?;
+        if let Some((line, col)) = self.line {
+            write!(f, ":{line}:{col}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": key `{key}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}

@@ -9,10 +9,10 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::binning::SPARSE_ZERO_FRACTION;
+use crate::boost::sizing::{BudgetFit, TrainNeeds, TrainShape};
 use crate::io::{decode_labels, to_f32, Dataset, FeatureType, GeneIndex, CLASS_NAMES};
+use crate::memory::combine;
 use crate::memory::{fmt_bytes, MemoryReservation};
-use crate::plan::{BudgetFit, TrainNeeds, TrainShape};
-use crate::report::combine;
 
 /// Budgets `inspect` prices training at.
 pub const BUDGETS: [u64; 6] = [64 << 20, 256 << 20, 512 << 20, 1 << 30, 4 << 30, 16 << 30];

@@ -10,7 +10,7 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = match spliceboost::cli::Cli::try_parse() {
+    let cli = match spliceboost::run::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             // --help and --version land here too, with exit code 0.

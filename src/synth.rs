@@ -19,6 +19,7 @@ use parquet::file::properties::WriterProperties;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use crate::error::InputError;
 use crate::features::{count_kmers, derive, kmer_columns, ScoreWindow, DERIVED_COLUMNS};
@@ -26,6 +27,33 @@ use crate::memory::MemoryReservation;
 
 /// Half-width of the sequence window around each position, as in the original (±250 nt).
 pub const WINDOW: usize = 250;
+
+/// Settings for `run` to write a synthetic dataset where `dataset.path` has none.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SynthConfig {
+    pub genes: usize,
+    #[serde(default = "default_rows_per_gene")]
+    pub rows_per_gene: usize,
+    /// k-mer length of the count columns (0 for none).
+    #[serde(default = "default_k")]
+    pub kmer: usize,
+    #[serde(default = "default_genes_per_file")]
+    pub genes_per_file: usize,
+    /// Defaults to `run.seed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+}
+
+pub fn default_rows_per_gene() -> usize {
+    250
+}
+pub fn default_k() -> usize {
+    3
+}
+pub fn default_genes_per_file() -> usize {
+    100
+}
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -44,9 +72,9 @@ impl Default for SynthOptions {
     fn default() -> Self {
         Self {
             genes: 100,
-            rows_per_gene: crate::config::default_rows_per_gene(),
-            kmer: crate::config::default_k(),
-            genes_per_file: crate::config::default_genes_per_file(),
+            rows_per_gene: default_rows_per_gene(),
+            kmer: default_k(),
+            genes_per_file: default_genes_per_file(),
             seed: 42,
             with_sequence: false,
         }
@@ -265,31 +293,38 @@ struct GeneRecord {
 }
 
 fn write_manifest(path: &Path, genes: &[GeneRecord]) -> anyhow::Result<()> {
-    use std::io::Write;
-    crate::io::write_atomic(path, |w| {
-        writeln!(
-            w,
-            "gene_id,gene_name,gene_type,chrom,strand,gene_length,start,end,n_donor,n_acceptor,file"
-        )?;
-        for g in genes {
-            writeln!(
-                w,
-                "{},{},{},{},{},{},{},{},{},{},{}",
-                g.gene_id,
-                g.gene_name,
-                g.gene_type,
-                g.chrom,
-                g.strand,
-                g.end - g.start + 1,
-                g.start,
-                g.end,
-                g.donors,
-                g.acceptors,
-                g.file
-            )?;
-        }
-        Ok(())
-    })
+    crate::io::write_table(
+        path,
+        b',',
+        &[
+            "gene_id",
+            "gene_name",
+            "gene_type",
+            "chrom",
+            "strand",
+            "gene_length",
+            "start",
+            "end",
+            "n_donor",
+            "n_acceptor",
+            "file",
+        ],
+        genes.iter().map(|g| {
+            [
+                g.gene_id.to_string(),
+                g.gene_name.to_string(),
+                g.gene_type.to_string(),
+                g.chrom.to_string(),
+                g.strand.to_string(),
+                (g.end - g.start + 1).to_string(),
+                g.start.to_string(),
+                g.end.to_string(),
+                g.donors.to_string(),
+                g.acceptors.to_string(),
+                g.file.to_string(),
+            ]
+        }),
+    )
 }
 
 /// Per-row columns while a file is being built.

@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use proptest::prelude::*;
 use spliceboost::binning::cache::{self, PageCache};
 use spliceboost::binning::{sketch_dataset, Cuts, QuantileSketch};
-use spliceboost::boost::Model;
-use spliceboost::config::Config;
-use spliceboost::hist::{page_features, Histogram};
+use spliceboost::boost::hist::{page_features, Histogram};
+use spliceboost::boost::{Model, Role, TrainParams};
 use spliceboost::io::{to_f32, Dataset};
 use spliceboost::memory::{MemoryConsumer, MemoryPool};
+use spliceboost::run::config::Config;
 use spliceboost::run::RunContext;
 use spliceboost::synth::{write_dataset, SynthOptions};
 
@@ -48,7 +48,7 @@ fn train(data: &Path, out: &Path, extra: &[&str]) -> anyhow::Result<Model> {
     let params = cfg.train.clone().unwrap_or_default();
     let ctx = RunContext::new(cfg, "test");
     std::fs::create_dir_all(out)?;
-    Ok(spliceboost::train::train_job(&ctx, &params, out, true)?.model)
+    Ok(spliceboost::run::train_job(&ctx, &params, out, true)?.model)
 }
 
 fn same_trees(a: &Model, b: &Model) {
@@ -95,13 +95,16 @@ fn budget_and_file_layout_do_not_change_the_model() {
     let m: cache::CacheManifest =
         serde_json::from_slice(&std::fs::read(cache_dir.join("manifest.json")).unwrap()).unwrap();
     assert!(m.pages.len() >= 2);
-    let (state, hists) = spliceboost::boost::train_bytes(
+    let (state, hists) = spliceboost::boost::sizing::train_bytes(
         m.rows,
         *m.cuts.slot_offsets().last().unwrap(),
-        3,
+        &TrainParams {
+            max_depth: 3,
+            ..Default::default()
+        },
         rayon::current_num_threads(),
     );
-    let streaming = state + hists + spliceboost::boost::page_budget(&m) + 1024;
+    let streaming = state + hists + spliceboost::boost::sizing::page_budget(&m) + 1024;
     assert!(streaming < state + hists + m.bins_bytes());
     let streamed = train(
         &many,
@@ -119,7 +122,7 @@ fn sketch_budget_does_not_change_the_cuts() {
     let dir = tempfile::tempdir().unwrap();
     // 20,000 rows: enough for the sketches to compact.
     let data = synth(dir.path(), "s", 200, 25);
-    let ds = Dataset::open(&spliceboost::config::DatasetConfig {
+    let ds = Dataset::open(&spliceboost::run::config::DatasetConfig {
         path: data,
         ..Default::default()
     })
@@ -130,9 +133,7 @@ fn sketch_budget_does_not_change_the_cuts() {
         .with_columns(&names)
         .with_extra_row_bytes(4 * rayon::current_num_threads() as u64)
         .min_bytes();
-    let tight = min_scan
-        + spliceboost::binning::sketch_bytes_per_feature(2048, ds.rows(), 256) * names.len() as u64
-        + 4096;
+    let tight = min_scan + spliceboost::binning::sketch_bytes(2048, ds.rows(), 256, names.len()) + 4096;
     let cuts_at = |budget: u64| {
         let pool = std::sync::Arc::new(MemoryPool::new(budget));
         let mut res = MemoryConsumer::new("sketch")
@@ -257,6 +258,124 @@ fn model_file_round_trip_and_refusals() {
 }
 
 #[test]
+fn malformed_models_are_refused_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), "d", 12, 6);
+    let out = dir.path().join("o");
+    train(&data, &out, &[]).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("model.json")).unwrap()).unwrap();
+    type Break = fn(&mut serde_json::Value);
+    let cases: [(&str, Break); 5] = [
+        // The root pointing at itself would loop forever in predict.
+        ("root's left child 0", |v| v["trees"][0]["left"][0] = 0.into()),
+        ("a negative child", |v| v["trees"][0]["right"][0] = (-5).into()),
+        ("a child past the end", |v| {
+            v["trees"][0]["left"][0] = 10_000.into()
+        }),
+        ("an empty tree", |v| {
+            let t = &mut v["trees"][0];
+            for k in t.as_object().unwrap().keys().cloned().collect::<Vec<_>>() {
+                t[&k] = serde_json::json!([]);
+            }
+        }),
+        ("a short default_left", |v| {
+            v["trees"][0]["default_left"].as_array_mut().unwrap().pop();
+        }),
+    ];
+    for (what, break_it) in cases {
+        let mut bad = v.clone();
+        assert!(
+            bad["trees"][0]["left"][0].as_i64().unwrap() > 0,
+            "tree 0 has a split"
+        );
+        break_it(&mut bad);
+        let path = dir.path().join("bad.json");
+        std::fs::write(&path, serde_json::to_vec(&bad).unwrap()).unwrap();
+        let err = Model::load(&path).expect_err(what).to_string();
+        assert!(
+            err.contains("malformed model") && err.contains("tree 0"),
+            "{what}: {err}"
+        );
+    }
+}
+
+#[test]
+fn early_stopping_keeps_the_best_iteration() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), "d", 24, 8);
+    // Learning rate 1 overfits quickly, so validation log loss turns within 60 rounds.
+    let m = train(
+        &data,
+        &dir.path().join("o"),
+        &[
+            "train.n_estimators=60",
+            "train.learning_rate=1.0",
+            "train.early_stopping_rounds=3",
+            "train.valid_fraction=0.25",
+        ],
+    )
+    .unwrap();
+    let best = m.best_iteration.expect("a validation split");
+    let scores: Vec<f64> = m.log.iter().map(|it| it.valid_score.unwrap()).collect();
+    assert!(m.log.len() < 60, "stopped early: {} rounds", m.log.len());
+    assert_eq!(m.log.len(), best + 1 + 3, "stopped 3 rounds after the best");
+    assert_eq!(m.trees.len(), best + 1, "kept the trees up to the best round");
+    let min = scores.iter().copied().fold(f64::INFINITY, f64::min);
+    assert_eq!(scores[best], min);
+    assert_eq!(m.best_score, Some(min));
+}
+
+#[test]
+fn training_margins_equal_predict_on_raw_features() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ds, _, pc) = small_cache(dir.path(), 12, 64);
+    let labels = pc.labels().unwrap();
+    let roles: Vec<Role> = (0..labels.len())
+        .map(|i| match i % 5 {
+            0 => Role::Valid,
+            1 => Role::Skip,
+            _ => Role::Train,
+        })
+        .collect();
+    let params = TrainParams {
+        n_estimators: 10,
+        max_depth: 4,
+        subsample: 0.8,
+        ..Default::default()
+    };
+    let pool = std::sync::Arc::new(MemoryPool::new(1 << 30));
+    let mut res = MemoryConsumer::new("train").register(&pool);
+    let fitted = spliceboost::boost::fit(&pc, &labels, &roles, &params, 5, &mut res, |_| {}).unwrap();
+    let names = ds.feature_names();
+    let res = MemoryConsumer::new("scan").register(&pool);
+    let (mut row, mut col) = (0usize, Vec::new());
+    let mut x = vec![0f32; names.len()];
+    for b in ds.scan().with_columns(&names).build(&res).unwrap() {
+        let b = b.unwrap();
+        let cols: Vec<Vec<f32>> = (0..names.len())
+            .map(|j| {
+                to_f32(b.batch.column(j).as_ref(), &mut col);
+                col.clone()
+            })
+            .collect();
+        for r in 0..b.batch.num_rows() {
+            for (j, c) in cols.iter().enumerate() {
+                x[j] = c[r];
+            }
+            assert_eq!(
+                fitted.model.predict_margin(&x),
+                fitted.margin[row],
+                "row {row} ({:?})",
+                roles[row]
+            );
+            row += 1;
+        }
+    }
+    assert_eq!(row, labels.len());
+}
+
+#[test]
 fn class_without_positives_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     common::write_parquet(
@@ -339,7 +458,7 @@ proptest! {
 /// A binned cache of a small synthetic dataset in `dir/c`.
 fn small_cache(dir: &Path, genes: usize, max_bin: usize) -> (Dataset, Cuts, PageCache) {
     let data = synth(dir, "h", genes, genes.div_ceil(2));
-    let cfg = spliceboost::config::DatasetConfig {
+    let cfg = spliceboost::run::config::DatasetConfig {
         path: data,
         ..Default::default()
     };

@@ -190,7 +190,6 @@ fn run_writes_summary_with_every_stage() {
         let heap = st["peak_heap_bytes"].as_u64().expect("heap measured");
         assert!(heap > 0 && heap <= st["budget_bytes"].as_u64().unwrap(), "{st}");
         assert!(st["peak_reserved_bytes"].as_u64().unwrap() <= st["budget_bytes"].as_u64().unwrap());
-        assert!(st["seconds"].as_f64().unwrap() >= 0.0);
     }
     assert!(s["peak_rss_bytes"].as_u64().unwrap() > 0);
     let i: Value = serde_json::from_slice(&std::fs::read(out.join("inspect.json")).unwrap()).unwrap();

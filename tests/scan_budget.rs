@@ -2,10 +2,10 @@
 //! budget: measured by the counting allocator. Alone in its file, so that no other test's
 //! allocations share the process's counters.
 
-use spliceboost::config::Config;
 use spliceboost::inspect::inspect;
 use spliceboost::io::Dataset;
 use spliceboost::memory::{MemoryConsumer, MemoryPool};
+use spliceboost::run::config::Config;
 use spliceboost::run::RunContext;
 use spliceboost::synth::{write_dataset, SynthOptions};
 

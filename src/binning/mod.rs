@@ -179,9 +179,12 @@ fn quantile_cuts(s: &QuantileSketch, bins: usize) -> Vec<f32> {
     cuts
 }
 
-/// Heap bytes the sketch pass holds per feature with sketch parameter `k` over `rows` rows.
-pub fn sketch_bytes_per_feature(k: usize, rows: u64, max_bin: usize) -> u64 {
-    QuantileSketch::max_bytes(k, rows) + (max_bin as u64 + 1) * 4 + 128
+/// Heap bytes the sketch pass holds for `features` features with sketch parameter `k` over
+/// `rows` rows, besides its scan: every feature's sketch and distinct values, and the sorted
+/// copy of one sketch at a time while its cuts are read.
+pub fn sketch_bytes(k: usize, rows: u64, max_bin: usize, features: usize) -> u64 {
+    (QuantileSketch::max_bytes(k, rows) + (max_bin as u64 + 1) * 4 + 128) * features as u64
+        + QuantileSketch::weighted_bytes(k, rows)
 }
 
 /// The default sketch parameter `k` (`train.sketch_size`): its rank error is far below the
@@ -205,7 +208,7 @@ pub fn sketch_dataset(
     let (min_scan, what) = scan.min_bytes();
     let rows = ds.rows();
     let k = sketch_size;
-    let need_sketch = sketch_bytes_per_feature(k, rows, max_bin) * features.len() as u64;
+    let need_sketch = sketch_bytes(k, rows, max_bin, features.len());
     res.require(
         min_scan + need_sketch,
         format!(

@@ -20,19 +20,33 @@ pub struct QuantileSketch {
 impl QuantileSketch {
     /// A sketch that compacts a level when it reaches `2k` values.
     pub fn new(k: usize) -> Self {
+        let k = k.max(8);
         Self {
-            k: k.max(8),
-            levels: vec![Vec::new()],
+            k,
+            levels: vec![Vec::with_capacity(2 * k)],
             count: 0,
             error: 0,
             flip: false,
         }
     }
 
-    /// Heap bytes a sketch of parameter `k` holds at most for `n` values.
+    /// Heap bytes a sketch of parameter `k` holds at most for `n` values: level 0 holds
+    /// `2k` values, each level above `3k` (it can receive `k` values while just under `2k`),
+    /// and compaction works in place, so nothing else is allocated.
     pub fn max_bytes(k: usize, n: u64) -> u64 {
-        let levels = (64 - (n / k.max(8) as u64).max(1).leading_zeros()) as u64 + 1;
-        levels * 2 * k as u64 * 4 + 64
+        let levels = Self::max_levels(k, n);
+        let k = k.max(8) as u64;
+        // The level buffers, then the list of them (a `Vec` header each, doubling from 4).
+        (2 * k + (levels - 1) * 3 * k) * 4 + levels.next_power_of_two().max(4) * 24 + 64
+    }
+
+    /// Heap bytes of [`Self::weighted`]'s result for a sketch of `k` over `n` values.
+    pub fn weighted_bytes(k: usize, n: u64) -> u64 {
+        Self::max_levels(k, n) * 2 * k.max(8) as u64 * 16
+    }
+
+    fn max_levels(k: usize, n: u64) -> u64 {
+        (64 - (n / k.max(8) as u64).max(1).leading_zeros()) as u64 + 1
     }
 
     /// Adds a value (callers leave NaN out: it is a missing value, not a quantile).
@@ -45,22 +59,22 @@ impl QuantileSketch {
         }
     }
 
+    /// Sorts level `h` in place and moves every other value up, leaving an odd one behind:
+    /// no buffer is allocated beyond each level's own, made once at its full size.
     fn compact(&mut self, h: usize) {
-        let mut buf = std::mem::take(&mut self.levels[h]);
-        buf.sort_unstable_by(f32::total_cmp);
+        if self.levels.len() == h + 1 {
+            self.levels.push(Vec::with_capacity(3 * self.k));
+        }
+        let (below, above) = self.levels.split_at_mut(h + 1);
+        let (lvl, up) = (&mut below[h], &mut above[0]);
+        lvl.sort_unstable_by(f32::total_cmp);
         let offset = usize::from(self.flip);
         self.flip = !self.flip;
-        if self.levels.len() == h + 1 {
-            self.levels.push(Vec::with_capacity(2 * self.k));
-        }
         // An odd leftover stays behind at full weight; the rest halves.
-        let keep_back = buf.len() % 2;
-        let (pairs, rest) = buf.split_at(buf.len() - keep_back);
-        self.levels[h + 1].extend(pairs.iter().skip(offset).step_by(2));
+        let pairs = lvl.len() - lvl.len() % 2;
+        up.extend(lvl[..pairs].iter().skip(offset).step_by(2));
+        lvl.drain(..pairs);
         self.error += 1 << h;
-        let mut back = rest.to_vec();
-        back.reserve(2 * self.k);
-        self.levels[h] = back;
         if self.levels[h + 1].len() >= 2 * self.k {
             self.compact(h + 1);
         }

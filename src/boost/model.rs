@@ -5,9 +5,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::tree::Tree;
 use super::{Objective, TrainParams};
 use crate::error::InputError;
-use crate::tree::Tree;
 
 const FORMAT: &str = "spliceboost-model";
 /// Bumped whenever a saved model would be read differently.
@@ -114,26 +114,14 @@ impl Model {
         Ok(m)
     }
 
-    /// Checks that every tree's arrays agree and point inside the tree and the features.
+    /// Checks every tree completely, so that prediction can neither panic nor loop: arrays of
+    /// one length, at least one node, every inner node's children after it (so no path can
+    /// come back) and inside the tree, leaves marked on both sides, split features inside the
+    /// model's features.
     pub fn check(&self) -> Result<(), String> {
         for (i, t) in self.trees.iter().enumerate() {
-            let n = t.len();
-            let ok = [
-                t.right.len(),
-                t.parent.len(),
-                t.feature.len(),
-                t.threshold.len(),
-                t.value.len(),
-            ]
-            .iter()
-            .all(|&l| l == n)
-                && t.left.iter().chain(&t.right).all(|&c| c < n as i32)
-                && t.feature
-                    .iter()
-                    .all(|&f| (f as usize) < self.features.len().max(1));
-            if !ok {
-                return Err(format!("tree {i} is inconsistent"));
-            }
+            t.check(self.features.len())
+                .map_err(|e| format!("tree {i}: {e}"))?;
         }
         Ok(())
     }

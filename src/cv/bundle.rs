@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::boost::Model;
-use crate::calibrate::ClassCalibration;
 use crate::error::InputError;
+use crate::eval::calibrate::ClassCalibration;
 use crate::io::CLASS_NAMES;
 
 pub const FORMAT: &str = "spliceboost-bundle";

@@ -8,15 +8,16 @@ use serde::Serialize;
 
 use super::{CvParams, FoldFit, Folds, RowState, EXCLUDED};
 use crate::boost::Model;
-use crate::calibrate::{ClassCalibration, Method};
+use crate::eval::calibrate::{ClassCalibration, Method};
 use crate::eval::{self, BinaryCounts, GeneTopK, Metrics, TopKSummary};
 use crate::io::CLASS_NAMES;
 use crate::memory::MemoryReservation;
 
 /// Heap per row of the eval stage at its busiest: the chosen rows' indices (`u32`), labels,
-/// gene indices and one set of three probabilities (21 bytes), and what the metrics and
-/// calibrators allocate while they run (a sort index and flags per row, 27).
-pub const EVAL_BYTES_PER_ROW: u64 = 48;
+/// gene indices and one set of three probabilities (21 bytes), what the metrics and
+/// calibrators allocate while they run (a sort index and flags per row, 27), and the
+/// splice-vs-neither score and flags (5).
+pub const EVAL_BYTES_PER_ROW: u64 = 53;
 
 /// Points kept per curve in the report.
 const CURVE_POINTS: usize = 400;
@@ -50,18 +51,78 @@ impl From<BinaryCounts> for Calls {
     }
 }
 
-/// The meta-model against the base model for one splice class, both calling a site where
-/// their score reaches the threshold.
+/// The meta-model against the base model for one splice class (`donor`, `acceptor`), or for
+/// any splice site (`splice`: donor or acceptor against neither, on P(donor) + P(acceptor)
+/// and on `donor_score + acceptor_score`, as the Python original reports it). Both call a
+/// site where their score reaches the threshold.
 #[derive(Debug, Clone, Serialize)]
 pub struct BaseVsMeta {
     pub class: String,
     pub threshold: f64,
     pub base: Calls,
     pub meta: Calls,
-    /// Meta minus base: negative means the meta-model removed errors.
-    pub delta_fp: i64,
-    pub delta_fn: i64,
-    pub delta_f1: f64,
+    /// Base minus meta: positive means the meta-model made fewer false positives.
+    pub fp_reduction: i64,
+    /// Base minus meta: positive means the meta-model missed fewer sites.
+    pub fn_reduction: i64,
+    /// Meta minus base: positive means the meta-model's F1 is higher.
+    pub f1_gain: f64,
+    pub base_roc_auc: Option<f64>,
+    pub meta_roc_auc: Option<f64>,
+    pub base_average_precision: Option<f64>,
+    pub meta_average_precision: Option<f64>,
+}
+
+impl BaseVsMeta {
+    fn new(class: &str, threshold: f64, base: Calls, meta: Calls) -> Self {
+        Self {
+            class: class.into(),
+            threshold,
+            fp_reduction: base.fp as i64 - meta.fp as i64,
+            fn_reduction: base.fn_ as i64 - meta.fn_ as i64,
+            f1_gain: meta.f1 - base.f1,
+            base,
+            meta,
+            base_roc_auc: None,
+            meta_roc_auc: None,
+            base_average_precision: None,
+            meta_average_precision: None,
+        }
+    }
+}
+
+/// The splice-vs-neither view of three probability columns: the summed splice score, the
+/// calls at `thr`, the ROC-AUC and AP, and (when `curves`) the ROC and PR curves.
+struct SpliceView {
+    calls: Calls,
+    auc: Option<f64>,
+    ap: Option<f64>,
+    roc: Vec<(f64, f64)>,
+    pr: Vec<(f64, f64)>,
+}
+
+fn splice_view(p: [&[f32]; 3], is_splice: &[bool], thr: f32, curves: bool) -> SpliceView {
+    let score: Vec<f32> = p[1].iter().zip(p[2]).map(|(d, a)| d + a).collect();
+    let calls = BinaryCounts::from_threshold(&score, is_splice, thr).into();
+    let mut idx = Vec::with_capacity(score.len());
+    eval::curves::sort_descending(&score, &mut idx);
+    let (auc, ap) = eval::curves::auc_and_ap(&score, &idx, |i| is_splice[i]);
+    drop(idx);
+    let (roc, pr) = if curves {
+        (
+            eval::roc_curve(&score, is_splice, CURVE_POINTS),
+            eval::pr_curve(&score, is_splice, CURVE_POINTS),
+        )
+    } else {
+        (vec![], vec![])
+    };
+    SpliceView {
+        calls,
+        auc,
+        ap,
+        roc,
+        pr,
+    }
 }
 
 /// One set of predictions scored.
@@ -129,7 +190,11 @@ pub struct Report {
     pub folds: Vec<PartReport>,
     pub pooled: PartReport,
     pub genes: Vec<GeneRow>,
+    /// Per class code.
     pub curves: Vec<Curves>,
+    /// Donor or acceptor against neither, on P(donor) + P(acceptor) (and the base scores'
+    /// sum); no reliability curves.
+    pub splice_curves: Curves,
     /// Fitted on all out-of-fold predictions: the bundle's calibration.
     pub calibration: Option<ClassCalibration>,
     pub method: Method,
@@ -236,6 +301,16 @@ fn part(
     let meta_calls: Vec<Calls> = (1..3)
         .map(|c| BinaryCounts::from_threshold(&sub.p[c], &is_class(&sub.y, c), thr).into())
         .collect();
+    let meta_scored_auc: Vec<(Option<f64>, Option<f64>)> = meta
+        .metrics
+        .classes
+        .iter()
+        .map(|m| (m.roc_auc, m.average_precision))
+        .collect();
+    let meta_splice = {
+        let is_splice: Vec<bool> = sub.y.iter().map(|&l| l != 0).collect();
+        splice_view(sub.p(), &is_splice, thr, false)
+    };
     let before: Vec<(f64, f64)> = (0..3)
         .map(|c| {
             let y = is_class(&sub.y, c);
@@ -267,22 +342,27 @@ fn part(
             sub.load(b);
             let base_p = sub.p();
             let (scored, per_gene) = score(sub, base_p);
-            let cmp = (1..3)
+            let mut cmp: Vec<BaseVsMeta> = (1..3)
                 .zip(meta_calls)
                 .map(|(c, meta)| {
                     let base: Calls =
                         BinaryCounts::from_threshold(&sub.p[c], &is_class(&sub.y, c), thr).into();
-                    BaseVsMeta {
-                        class: CLASS_NAMES[c].into(),
-                        threshold: cv.base_threshold,
-                        delta_fp: meta.fp as i64 - base.fp as i64,
-                        delta_fn: meta.fn_ as i64 - base.fn_ as i64,
-                        delta_f1: meta.f1 - base.f1,
-                        base,
-                        meta,
-                    }
+                    let mut x = BaseVsMeta::new(CLASS_NAMES[c], cv.base_threshold, base, meta);
+                    x.base_roc_auc = scored.metrics.classes[c].roc_auc;
+                    x.meta_roc_auc = meta_scored_auc[c].0;
+                    x.base_average_precision = scored.metrics.classes[c].average_precision;
+                    x.meta_average_precision = meta_scored_auc[c].1;
+                    x
                 })
                 .collect();
+            let is_splice: Vec<bool> = sub.y.iter().map(|&l| l != 0).collect();
+            let b = splice_view(sub.p(), &is_splice, thr, false);
+            let mut x = BaseVsMeta::new("splice", cv.base_threshold, b.calls, meta_splice.calls);
+            x.base_roc_auc = b.auc;
+            x.meta_roc_auc = meta_splice.auc;
+            x.base_average_precision = b.ap;
+            x.meta_average_precision = meta_splice.ap;
+            cmp.push(x);
             (Some(scored), Some(cmp), Some(per_gene))
         }
         None => (None, None, None),
@@ -334,7 +414,7 @@ fn points(v: Vec<eval::ReliabilityBin>) -> Vec<(f64, f64)> {
 }
 
 /// The eval stage: calibration, per-fold and pooled scores, per-gene top-k and curves.
-pub fn evaluate(
+pub(crate) fn evaluate(
     st: &mut RowState,
     folds: &Folds,
     cv: &CvParams,
@@ -407,11 +487,26 @@ pub fn evaluate(
             cu
         })
         .collect();
+    let is_splice: Vec<bool> = sub.y.iter().map(|&l| l != 0).collect();
+    sub.load(&st.oof);
+    let m = splice_view(sub.p(), &is_splice, cv.base_threshold as f32, true);
+    let mut splice_curves = Curves {
+        roc_meta: m.roc,
+        pr_meta: m.pr,
+        ..Curves::default()
+    };
+    if let Some(b) = &st.base {
+        sub.load(b);
+        let b = splice_view(sub.p(), &is_splice, cv.base_threshold as f32, true);
+        splice_curves.roc_base = Some(b.roc);
+        splice_curves.pr_base = Some(b.pr);
+    }
     Ok(Report {
         folds: reports,
         pooled,
         genes,
         curves,
+        splice_curves,
         calibration,
         method: cv.calibration,
     })

@@ -1,8 +1,6 @@
 //! Gene-wise folds: every gene's rows go to one fold, so no gene is ever seen on both sides
 //! of a split, and folds are balanced by rows as scikit-learn's `GroupKFold` balances them.
 
-use crate::train::gene_draw;
-
 /// A gene left out of every fold (filtered away or not sampled).
 pub const EXCLUDED: u8 = u8::MAX;
 
@@ -64,6 +62,26 @@ pub fn sample_genes(genes: &[String], rows_per_gene: &[u64], n: usize, seed: u64
         keep[g] = true;
     }
     keep
+}
+
+/// Assigns every gene to training or validation: a stable hash of the seed and the gene id
+/// against `valid_fraction`, so the split depends on neither file order nor thread count.
+pub fn gene_is_valid(seed: u64, gene: &str, valid_fraction: f64) -> bool {
+    gene_draw(seed, gene) < valid_fraction
+}
+
+/// A stable draw in `[0, 1)` from the seed and the gene id: every gene-wise random choice
+/// (validation split, fold order, gene sample) is made from it.
+pub fn gene_draw(seed: u64, gene: &str) -> f64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    for &b in gene.as_bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100_0000_01b3);
+    }
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    (h >> 11) as f64 / (1u64 << 53) as f64
 }
 
 #[cfg(test)]

@@ -8,24 +8,28 @@
 //! the out-of-fold state and the `train` / `eval` budgets for the rest.
 
 pub mod bundle;
-mod evaluate;
+pub(crate) mod evaluate;
 pub mod folds;
 mod outputs;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 pub use bundle::Bundle;
 pub use folds::{Folds, EXCLUDED};
 
+pub use evaluate::{BaseVsMeta, ImportanceSum, PartReport, Report};
+pub use outputs::{fold_header, fold_row, ranked};
+
+use crate::boost::progress::tree_bar;
+use crate::boost::sizing::binned_cache;
 use crate::boost::{fit, Role, TrainParams};
-use crate::calibrate::{Method, Mode};
 use crate::error::InputError;
-use crate::io::{Dataset, CLASS_NAMES};
-use crate::memory::MemoryError;
-use crate::run::RunContext;
-use crate::train::{binned_cache, gene_draw, gene_is_valid, tree_bar};
+use crate::eval::calibrate::{Method, Mode};
+use crate::io::{Dataset, DatasetConfig, CLASS_NAMES};
+use crate::memory::{MemoryError, Stages};
+use folds::{gene_draw, gene_is_valid};
 
 /// The base model's score columns, by class code.
 pub const BASE_COLUMNS: [&str; 3] = ["neither_score", "donor_score", "acceptor_score"];
@@ -47,6 +51,22 @@ pub const OUTPUTS: [&str; 7] = [
     "model_bundle.json",
     "report.html",
 ];
+
+/// The meta-model's boosting parameters, those of the Python original's trainer
+/// (`run_gene_cv_sigmoid`: learning rate 0.1, depth 6, row and column subsampling 0.8, 256
+/// bins) with 800 trees at most, as there, but stopped early on the gene-wise validation
+/// split after 50 rounds without a better log loss. A cross-validation takes these for every
+/// `[train]` key its config leaves out.
+pub const META_MODEL_DEFAULTS: &str = "\
+n_estimators = 800
+learning_rate = 0.1
+max_depth = 6
+subsample = 0.8
+colsample_bytree = 0.8
+max_bin = 256
+early_stopping_rounds = 50
+eval_metric = \"logloss\"
+";
 
 /// The `[cv]` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -126,17 +146,6 @@ impl CvParams {
     }
 }
 
-/// The class with the highest probability; ties go to the lower code, as NumPy's argmax.
-pub fn argmax3(p: [f32; 3]) -> u8 {
-    let mut best = 0;
-    for c in 1..3 {
-        if p[c] > p[best] {
-            best = c;
-        }
-    }
-    best as u8
-}
-
 /// The per-row state of a cross-validation, held by the `cv` stage.
 pub(crate) struct RowState {
     pub labels: Vec<u8>,
@@ -153,7 +162,7 @@ pub(crate) struct RowState {
 
 /// What one fold's training left besides its predictions.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct FoldFit {
+pub struct FoldFit {
     pub fold: usize,
     pub train_rows: usize,
     pub valid_rows: usize,
@@ -189,17 +198,39 @@ pub fn check_out_dir(out_dir: &Path, overwrite: bool) -> Result<(), InputError> 
     Ok(())
 }
 
+/// What a cross-validation takes from the run it is part of.
+pub struct CvJob<'a> {
+    pub stages: &'a Stages,
+    pub dataset: &'a DatasetConfig,
+    pub seed: u64,
+    /// Where binned page caches live.
+    pub cache_root: PathBuf,
+    /// Progress bars on standard error.
+    pub progress: bool,
+    /// The run's config as TOML, kept in the bundle to say how it was made.
+    pub config_toml: String,
+}
+
+/// What a cross-validation produced: the caller's summary, and what report.html shows.
+pub struct CvResult {
+    pub outcome: CvOutcome,
+    pub report: Report,
+    pub importance: ImportanceSum,
+}
+
 /// Runs the cross-validation `cv` describes with the boosting parameters `params` (their
-/// `class` and `valid_fraction` are set per model) and writes every output to `out_dir`.
+/// `class` and `valid_fraction` are set per model) and writes its metrics, tables,
+/// predictions and bundle to `out_dir`.
 pub fn cv_job(
-    ctx: &RunContext,
+    job: &CvJob,
     cv: &CvParams,
     params: &TrainParams,
     out_dir: &Path,
     quiet: bool,
-) -> anyhow::Result<CvOutcome> {
-    let cfg = &ctx.config;
-    let ds = Dataset::open(&cfg.dataset)?;
+) -> anyhow::Result<CvResult> {
+    let ctx = job.stages;
+    let seed = job.seed;
+    let ds = Dataset::open(job.dataset)?;
     let missing: Vec<&str> = BASE_COLUMNS
         .iter()
         .copied()
@@ -213,7 +244,7 @@ pub fn cv_job(
         );
     }
     let n = ds.rows() as usize;
-    let cv_budget = cfg.memory.budget("cv");
+    let cv_budget = ctx.budget("cv");
     let need = n as u64 * CV_BYTES_PER_ROW;
     if need > cv_budget {
         return Err(MemoryError::TooSmall {
@@ -227,7 +258,7 @@ pub fn cv_job(
     }
     ctx.stage("cv", |res| {
         res.try_grow(need)?;
-        let (pages, reused) = binned_cache(ctx, &ds, params)?;
+        let (pages, reused) = binned_cache(ctx, &ds, params, &job.cache_root)?;
         if !quiet && reused {
             eprintln!("cv: binned cache reused");
         }
@@ -253,16 +284,16 @@ pub fn cv_job(
             }
         }
         if let Some(k) = cv.sample_genes {
-            let keep = folds::sample_genes(&genes, &rows_per_gene, k, cfg.run.seed);
+            let keep = folds::sample_genes(&genes, &rows_per_gene, k, seed);
             for (r, k) in rows_per_gene.iter_mut().zip(&keep) {
                 if !k {
                     *r = 0;
                 }
             }
         }
-        let folds = folds::assign(&genes, &rows_per_gene, cv.n_folds, cfg.run.seed).map_err(|m| {
+        let folds = folds::assign(&genes, &rows_per_gene, cv.n_folds, seed).map_err(|m| {
             InputError::new(m)
-                .file(&cfg.dataset.path)
+                .file(&job.dataset.path)
                 .column(&ds.roles.group)
                 .hint("lower `cv.n_folds`, or widen `cv.filter` / `cv.sample_genes`")
         })?;
@@ -286,11 +317,14 @@ pub fn cv_job(
             base,
         };
 
-        let bar = tree_bar(ctx, quiet, (cv.n_folds * 3 * params.n_estimators) as u64);
+        let bar = tree_bar(
+            !quiet && job.progress,
+            (cv.n_folds * 3 * params.n_estimators) as u64,
+        );
         let mut fits = vec![];
         let mut importance = evaluate::ImportanceSum::default();
         for f in 0..cv.n_folds {
-            let seed_f = cfg.run.seed ^ ((f as u64 + 1) << 32);
+            let seed_f = seed ^ ((f as u64 + 1) << 32);
             let valid_gene: Vec<bool> = genes
                 .iter()
                 .map(|g| gene_is_valid(seed_f, g, cv.valid_size))
@@ -373,9 +407,12 @@ pub fn cv_job(
         let k = cv.ensemble_size;
         let member_of: Vec<u8> = genes
             .iter()
-            .map(|g| ((gene_draw(cfg.run.seed ^ 0xE45E, g) * k as f64) as usize).min(k - 1) as u8)
+            .map(|g| ((gene_draw(seed ^ 0xE45E, g) * k as f64) as usize).min(k - 1) as u8)
             .collect();
-        let bar = tree_bar(ctx, quiet, (k * refit_trees.iter().sum::<usize>()) as u64);
+        let bar = tree_bar(
+            !quiet && job.progress,
+            (k * refit_trees.iter().sum::<usize>()) as u64,
+        );
         let mut models: Vec<Vec<crate::boost::Model>> = vec![vec![], vec![], vec![]];
         for (c, members) in models.iter_mut().enumerate() {
             for m in 0..k {
@@ -395,15 +432,14 @@ pub fn cv_job(
                             }
                         })
                         .collect();
-                    Ok(fit(&pages, &st.labels, &roles, &p, cfg.run.seed, r, |_| bar.inc(1))?.model)
+                    Ok(fit(&pages, &st.labels, &roles, &p, seed, r, |_| bar.inc(1))?.model)
                 })?;
                 members.push(model);
             }
         }
         bar.finish_and_clear();
-        let config_toml = toml::to_string_pretty(&ctx.config)?;
-        let bundle =
-            Bundle::new(models, report.calibration.clone(), config_toml).map_err(anyhow::Error::msg)?;
+        let bundle = Bundle::new(models, report.calibration.clone(), job.config_toml.clone())
+            .map_err(anyhow::Error::msg)?;
         bundle.save(&out_dir.join("model_bundle.json"))?;
         let rows = st.fold.iter().filter(|&&f| f != EXCLUDED).count() as u64;
         let outcome = CvOutcome {
@@ -418,18 +454,19 @@ pub fn cv_job(
     })
     .and_then(|(outcome, report, importance, genes)| {
         outputs::write_tables(out_dir, &report, &importance, &genes, cv.n_folds)?;
-        outputs::write_report(ctx, out_dir, &report, &importance, &outcome)?;
-        Ok(outcome)
+        Ok(CvResult {
+            outcome,
+            report,
+            importance,
+        })
     })
 }
 
-/// Trees for the final model of class `c`: the mean over folds of the best iteration count
-/// (all `n_estimators` where a fold did not stop early).
+/// Trees for the final model of class `c`: the mean over folds of the trees each fold's
+/// model kept, which is what its out-of-fold predictions (and so the calibration) came from:
+/// the best iteration's count with early stopping, all `n_estimators` without.
 fn refit_rounds(fits: &[FoldFit], c: usize, n_estimators: usize) -> usize {
-    let total: usize = fits
-        .iter()
-        .map(|f| f.best_iteration[c].map_or(f.trees[c], |b| b + 1))
-        .sum();
+    let total: usize = fits.iter().map(|f| f.trees[c]).sum();
     ((total as f64 / fits.len().max(1) as f64).round() as usize).clamp(1, n_estimators)
 }
 

@@ -1,7 +1,6 @@
 //! The files a cross-validation run leaves in its out_dir, each written to a temporary name
 //! and renamed, so an interrupted run never leaves half a file nor loses a previous one.
 
-use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -11,11 +10,10 @@ use arrow::record_batch::RecordBatch;
 use serde_json::Value;
 
 use super::evaluate::{ImportanceSum, PartReport, Report};
-use super::{argmax3, CvOutcome, RowState, EXCLUDED};
-use crate::io::{write_atomic, write_bytes_atomic, Dataset, CLASS_NAMES};
+use super::{RowState, EXCLUDED};
+use crate::eval::argmax3;
+use crate::io::{write_atomic, write_bytes_atomic, write_table, Dataset, CLASS_NAMES};
 use crate::memory::MemoryReservation;
-use crate::report::html;
-use crate::run::RunContext;
 
 /// Rows per record batch of `oof_predictions.parquet` when the dataset has no position
 /// column to stream alongside.
@@ -24,7 +22,7 @@ const OUT_BATCH_ROWS: usize = 65_536;
 /// `oof_predictions.parquet`: every kept row's gene, position (when the dataset has one),
 /// label, fold, out-of-fold probabilities, their cross-fitted calibration and the class
 /// called from them.
-pub fn write_oof(
+pub(crate) fn write_oof(
     ds: &Dataset,
     st: &RowState,
     genes: &[String],
@@ -189,7 +187,7 @@ fn opt(v: Option<f64>) -> String {
 }
 
 /// The columns of metrics_folds.tsv for one part.
-fn fold_row(r: &PartReport) -> Vec<String> {
+pub fn fold_row(r: &PartReport) -> Vec<String> {
     let m = &r.meta.metrics;
     let mut v = vec![
         r.fold.map_or_else(|| "pooled".into(), |f| f.to_string()),
@@ -221,16 +219,16 @@ fn fold_row(r: &PartReport) -> Vec<String> {
                 v.push(format!("{:.6}", b.top_k[c].micro));
             }
             for x in cmp {
-                v.push(x.delta_fp.to_string());
-                v.push(x.delta_fn.to_string());
+                v.push(x.fp_reduction.to_string());
+                v.push(x.fn_reduction.to_string());
             }
         }
-        _ => v.extend(std::iter::repeat_n(String::new(), 8)),
+        _ => v.extend(std::iter::repeat_n(String::new(), 10)),
     }
     v
 }
 
-fn fold_header() -> Vec<String> {
+pub fn fold_header() -> Vec<String> {
     let mut h: Vec<String> = ["fold", "genes", "rows", "accuracy", "macro_f1"]
         .iter()
         .map(|s| s.to_string())
@@ -258,10 +256,12 @@ fn fold_header() -> Vec<String> {
     );
     h.extend(
         [
-            "donor_delta_fp",
-            "donor_delta_fn",
-            "acceptor_delta_fp",
-            "acceptor_delta_fn",
+            "donor_fp_reduction",
+            "donor_fn_reduction",
+            "acceptor_fp_reduction",
+            "acceptor_fn_reduction",
+            "splice_fp_reduction",
+            "splice_fn_reduction",
         ]
         .map(String::from),
     );
@@ -299,57 +299,73 @@ pub fn write_tables(
         &out_dir.join("metrics_aggregate.json"),
         serde_json::to_string_pretty(&agg)?.as_bytes(),
     )?;
-    write_atomic(&out_dir.join("metrics_folds.tsv"), |w| {
-        writeln!(w, "{}", fold_header().join("\t"))?;
-        for r in report.folds.iter().chain(std::iter::once(&report.pooled)) {
-            writeln!(w, "{}", fold_row(r).join("\t"))?;
-        }
-        Ok(())
-    })?;
-    write_atomic(&out_dir.join("gene_metrics.tsv"), |w| {
-        writeln!(
-            w,
-            "gene_id\tfold\trows\tdonor_sites\tdonor_meta_hits\tdonor_base_hits\tacceptor_sites\tacceptor_meta_hits\tacceptor_base_hits"
-        )?;
-        let b = |x: Option<u64>| x.map_or_else(String::new, |v| v.to_string());
-        for g in &report.genes {
-            writeln!(
-                w,
-                "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
-                genes[g.gene as usize],
-                g.fold,
-                g.rows,
-                g.sites[0],
-                g.meta_hits[0],
+    let header = fold_header();
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    write_table(
+        &out_dir.join("metrics_folds.tsv"),
+        b'\t',
+        &header,
+        report
+            .folds
+            .iter()
+            .chain(std::iter::once(&report.pooled))
+            .map(fold_row),
+    )?;
+    let b = |x: Option<u64>| x.map_or_else(String::new, |v| v.to_string());
+    write_table(
+        &out_dir.join("gene_metrics.tsv"),
+        b'\t',
+        &[
+            "gene_id",
+            "fold",
+            "rows",
+            "donor_sites",
+            "donor_meta_hits",
+            "donor_base_hits",
+            "acceptor_sites",
+            "acceptor_meta_hits",
+            "acceptor_base_hits",
+        ],
+        report.genes.iter().map(|g| {
+            [
+                genes[g.gene as usize].clone(),
+                g.fold.to_string(),
+                g.rows.to_string(),
+                g.sites[0].to_string(),
+                g.meta_hits[0].to_string(),
                 b(g.base_hits[0]),
-                g.sites[1],
-                g.meta_hits[1],
-                b(g.base_hits[1])
-            )?;
-        }
-        Ok(())
-    })?;
-    write_atomic(&out_dir.join("feature_importance.tsv"), |w| {
-        writeln!(w, "class\tfeature\tgain\tcover\tweight\tmodels")?;
-        for (c, rows) in ranked(importance) {
-            for (feature, gain, cover, weight, models) in rows {
-                writeln!(
-                    w,
-                    "{}\t{feature}\t{gain:.6}\t{cover:.6}\t{weight:.3}\t{models}",
-                    CLASS_NAMES[c]
-                )?;
-            }
-        }
-        Ok(())
-    })?;
+                g.sites[1].to_string(),
+                g.meta_hits[1].to_string(),
+                b(g.base_hits[1]),
+            ]
+        }),
+    )?;
+    write_table(
+        &out_dir.join("feature_importance.tsv"),
+        b'\t',
+        &["class", "feature", "gain", "cover", "weight", "models"],
+        ranked(importance).into_iter().flat_map(|(c, rows)| {
+            rows.into_iter()
+                .map(move |(feature, gain, cover, weight, models)| {
+                    [
+                        CLASS_NAMES[c].to_string(),
+                        feature,
+                        format!("{gain:.6}"),
+                        format!("{cover:.6}"),
+                        format!("{weight:.3}"),
+                        models.to_string(),
+                    ]
+                })
+        }),
+    )?;
     Ok(())
 }
 
-type Ranked = Vec<(String, f64, f64, f64, u64)>;
+pub type Ranked = Vec<(String, f64, f64, f64, u64)>;
 
 /// Per class, features by mean gain over the fold models (a model that never split on a
 /// feature counts as zero), largest first.
-fn ranked(imp: &ImportanceSum) -> Vec<(usize, Ranked)> {
+pub fn ranked(imp: &ImportanceSum) -> Vec<(usize, Ranked)> {
     (0..3)
         .map(|c| {
             let k = imp.models[c].max(1) as f64;
@@ -363,175 +379,4 @@ fn ranked(imp: &ImportanceSum) -> Vec<(usize, Ranked)> {
             (c, rows)
         })
         .collect()
-}
-
-fn fmt_opt(v: Option<f64>) -> String {
-    v.map_or_else(|| "–".into(), |x| format!("{x:.4}"))
-}
-
-/// report.html: the curves, confusion matrices, importance and per-stage memory.
-pub fn write_report(
-    ctx: &RunContext,
-    out_dir: &Path,
-    report: &Report,
-    importance: &ImportanceSum,
-    outcome: &CvOutcome,
-) -> anyhow::Result<()> {
-    let summary = ctx.summary();
-    let cfg = &ctx.config;
-    let header = fold_header();
-    let table: Vec<html::MetricRow> = report
-        .folds
-        .iter()
-        .chain(std::iter::once(&report.pooled))
-        .map(|r| {
-            let mut values = fold_row(r);
-            let name = values.remove(0);
-            html::MetricRow {
-                name: if name == "pooled" {
-                    name
-                } else {
-                    format!("fold {name}")
-                },
-                values,
-            }
-        })
-        .collect();
-    let base_vs_meta = report.pooled.base_vs_meta.as_ref().map(|cmp| {
-        let head = [
-            "class",
-            "threshold",
-            "base F1",
-            "meta F1",
-            "ΔF1",
-            "base FP",
-            "meta FP",
-            "ΔFP",
-            "base FN",
-            "meta FN",
-            "ΔFN",
-        ]
-        .map(String::from)
-        .to_vec();
-        let rows = cmp
-            .iter()
-            .map(|x| html::MetricRow {
-                name: x.class.clone(),
-                values: vec![
-                    format!("{}", x.threshold),
-                    format!("{:.4}", x.base.f1),
-                    format!("{:.4}", x.meta.f1),
-                    format!("{:+.4}", x.delta_f1),
-                    x.base.fp.to_string(),
-                    x.meta.fp.to_string(),
-                    format!("{:+}", x.delta_fp),
-                    x.base.fn_.to_string(),
-                    x.meta.fn_.to_string(),
-                    format!("{:+}", x.delta_fn),
-                ],
-            })
-            .collect();
-        (head, rows)
-    });
-    let pooled = &report.pooled;
-    let curves = report
-        .curves
-        .iter()
-        .enumerate()
-        .map(|(c, cu)| {
-            let m = &pooled.meta.metrics.classes[c];
-            let mut roc = vec![html::Series {
-                label: format!("meta (AUC {})", fmt_opt(m.roc_auc)),
-                points: cu.roc_meta.clone(),
-            }];
-            let mut pr = vec![html::Series {
-                label: format!("meta (AP {})", fmt_opt(m.average_precision)),
-                points: cu.pr_meta.clone(),
-            }];
-            if let (Some(b), Some(rb), Some(pb)) = (&pooled.base, &cu.roc_base, &cu.pr_base) {
-                let bm = &b.metrics.classes[c];
-                roc.push(html::Series {
-                    label: format!("base (AUC {})", fmt_opt(bm.roc_auc)),
-                    points: rb.clone(),
-                });
-                pr.push(html::Series {
-                    label: format!("base (AP {})", fmt_opt(bm.average_precision)),
-                    points: pb.clone(),
-                });
-            }
-            let mut reliability = vec![html::Series {
-                label: format!("uncalibrated (ECE {:.4})", m.ece),
-                points: cu.reliability_before.clone(),
-            }];
-            if let (Some(after), Some(cal)) = (&cu.reliability_after, &pooled.calibrated) {
-                reliability.push(html::Series {
-                    label: format!("calibrated, cross-fitted (ECE {:.4})", cal.metrics.classes[c].ece),
-                    points: after.clone(),
-                });
-            }
-            html::ClassCurves {
-                class: CLASS_NAMES[c].into(),
-                roc,
-                pr,
-                reliability,
-            }
-        })
-        .collect();
-    let mut confusion = vec![("meta".to_string(), pooled.meta.metrics.confusion)];
-    if let Some(c) = &pooled.calibrated {
-        confusion.push(("meta, calibrated".into(), c.metrics.confusion));
-    }
-    if let Some(b) = &pooled.base {
-        confusion.push(("base".into(), b.metrics.confusion));
-    }
-    let importance = ranked(importance)
-        .into_iter()
-        .map(|(c, rows)| {
-            (
-                CLASS_NAMES[c].to_string(),
-                rows.into_iter().take(20).map(|r| (r.0, r.1)).collect(),
-            )
-        })
-        .collect();
-    let facts = vec![
-        ("dataset".into(), cfg.dataset.path.display().to_string()),
-        ("genes".into(), outcome.genes.to_string()),
-        ("rows".into(), outcome.rows.to_string()),
-        ("folds".into(), outcome.folds.to_string()),
-        (
-            "final model trees (neither / donor / acceptor)".into(),
-            format!(
-                "{} / {} / {}",
-                outcome.refit_trees[0], outcome.refit_trees[1], outcome.refit_trees[2]
-            ),
-        ),
-        (
-            "calibration".into(),
-            format!("{:?}", report.method).to_lowercase(),
-        ),
-        (
-            "memory.total".into(),
-            crate::memory::fmt_bytes(summary.total_budget_bytes),
-        ),
-        (
-            "peak RSS".into(),
-            summary
-                .peak_rss_bytes
-                .map_or_else(|| "–".into(), crate::memory::fmt_bytes),
-        ),
-        ("wall time".into(), format!("{:.1} s", summary.seconds)),
-    ];
-    let data = html::ReportData {
-        title: "spliceboost gene-wise cross-validation".into(),
-        summary: facts,
-        metrics_header: header,
-        metrics: table,
-        base_vs_meta,
-        curves,
-        confusion,
-        importance,
-        stages: summary.stages.clone(),
-        config_toml: toml::to_string_pretty(cfg)?,
-    };
-    html::write(&out_dir.join("report.html"), &data)
 }

@@ -101,19 +101,21 @@ impl BinaryCounts {
     }
 }
 
-/// Predicted class: the argmax, ties to the lowest index (numpy's `argmax`). A NaN never
-/// wins against a number.
+/// The predicted class code: the argmax, ties to the lowest code (NumPy's `argmax`). A NaN
+/// never wins against a number; all NaN gives class 0. Every predicted type spliceboost
+/// writes or scores (the confusion matrix, `oof_predictions.parquet`, `predict`) comes from
+/// here.
 #[inline]
-fn argmax3(p0: f32, p1: f32, p2: f32) -> usize {
+pub fn argmax3(p: [f32; 3]) -> u8 {
     let mut best = 0;
-    let mut top = p0;
-    for (c, p) in [(1, p1), (2, p2)] {
-        if p > top || (top.is_nan() && !p.is_nan()) {
+    let mut top = p[0];
+    for (c, &v) in p.iter().enumerate().skip(1) {
+        if v > top || (top.is_nan() && !v.is_nan()) {
             best = c;
-            top = p;
+            top = v;
         }
     }
-    best
+    best as u8
 }
 
 /// Scores three-class probabilities `p` (one slice per class code) against labels `y`.
@@ -137,7 +139,7 @@ pub fn classify(y: &[u8], p: [&[f32]; 3]) -> Metrics {
     for i in 0..n {
         let t = y[i] as usize;
         assert!(t < 3, "label {t} at row {i} is not a class code 0, 1 or 2");
-        confusion[t][argmax3(p[0][i], p[1][i], p[2][i])] += 1;
+        confusion[t][argmax3([p[0][i], p[1][i], p[2][i]]) as usize] += 1;
         for c in 0..3 {
             let pos = t == c;
             let d = p[c][i] as f64 - pos as u8 as f64;
@@ -189,9 +191,11 @@ mod tests {
 
     #[test]
     fn argmax_ties_go_to_the_lowest_class() {
-        assert_eq!(argmax3(0.4, 0.4, 0.2), 0);
-        assert_eq!(argmax3(0.2, 0.4, 0.4), 1);
-        assert_eq!(argmax3(f32::NAN, 0.1, 0.2), 2);
+        assert_eq!(argmax3([0.4, 0.4, 0.2]), 0);
+        assert_eq!(argmax3([0.2, 0.4, 0.4]), 1);
+        assert_eq!(argmax3([f32::NAN, 0.1, 0.2]), 2);
+        assert_eq!(argmax3([0.3, f32::NAN, 0.2]), 0);
+        assert_eq!(argmax3([f32::NAN; 3]), 0);
     }
 
     #[test]

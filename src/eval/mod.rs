@@ -6,12 +6,13 @@
 //! SpliceAI's gene-level top-k ([`topk`]). Every function that allocates says how much in its
 //! doc, because callers reserve from the run's memory pool first.
 
+pub mod calibrate;
 pub mod classify;
 pub mod curves;
 pub mod reliability;
 pub mod topk;
 
-pub use classify::{classify, BinaryCounts, ClassMetrics, Metrics};
+pub use classify::{argmax3, classify, BinaryCounts, ClassMetrics, Metrics};
 pub use curves::{pr_curve, roc_curve};
 pub use reliability::{brier, ece, reliability, ReliabilityBin};
 pub use topk::{gene_top_k, summarize, GeneTopK, TopKSummary};
@@ -32,61 +33,22 @@ pub fn logloss(p: &[f32], y: &[f32]) -> f64 {
     p.iter().zip(y).map(|(&p, &y)| logloss_term(p, y)).sum::<f64>() / p.len() as f64
 }
 
-/// Area under the ROC curve, ties counted half (the Mann–Whitney statistic); NaN when only
-/// one class is present.
-pub fn roc_auc(score: &[f32], y: &[f32]) -> f64 {
-    let mut idx: Vec<usize> = (0..score.len()).collect();
-    idx.sort_unstable_by(|&a, &b| score[a].total_cmp(&score[b]));
-    let (mut rank_sum, mut pos) = (0.0f64, 0u64);
-    let mut i = 0;
-    while i < idx.len() {
-        let mut j = i;
-        while j < idx.len() && score[idx[j]] == score[idx[i]] {
-            j += 1;
-        }
-        // Average rank (1-based) of the tie group.
-        let avg = (i + 1 + j) as f64 / 2.0;
-        for &k in &idx[i..j] {
-            if y[k] > 0.5 {
-                rank_sum += avg;
-                pos += 1;
-            }
-        }
-        i = j;
-    }
-    let neg = score.len() as u64 - pos;
-    if pos == 0 || neg == 0 {
-        return f64::NAN;
-    }
-    (rank_sum - (pos * (pos + 1)) as f64 / 2.0) / (pos as f64 * neg as f64)
+/// ROC-AUC of `score` against 0/1 targets `y` (ties count half); NaN with one class only.
+/// `idx` is the caller's sort buffer (8 bytes a row), reused across calls.
+pub fn roc_auc(score: &[f32], y: &[f32], idx: &mut Vec<usize>) -> f64 {
+    curves::sort_descending(score, idx);
+    curves::auc_and_ap(score, idx, |i| y[i] > 0.5)
+        .0
+        .unwrap_or(f64::NAN)
 }
 
-/// Average precision: Σ (R_n − R_{n−1}) P_n over thresholds, as scikit-learn's
-/// `average_precision_score` (no interpolation; tied scores form one threshold).
-pub fn average_precision(score: &[f32], y: &[f32]) -> f64 {
-    let mut idx: Vec<usize> = (0..score.len()).collect();
-    idx.sort_unstable_by(|&a, &b| score[b].total_cmp(&score[a]));
-    let total_pos = y.iter().filter(|&&v| v > 0.5).count() as f64;
-    if total_pos == 0.0 {
-        return f64::NAN;
-    }
-    let (mut tp, mut seen, mut ap, mut last_recall) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
-    let mut i = 0;
-    while i < idx.len() {
-        let mut j = i;
-        while j < idx.len() && score[idx[j]] == score[idx[i]] {
-            if y[idx[j]] > 0.5 {
-                tp += 1.0;
-            }
-            seen += 1.0;
-            j += 1;
-        }
-        let recall = tp / total_pos;
-        ap += (recall - last_recall) * (tp / seen);
-        last_recall = recall;
-        i = j;
-    }
-    ap
+/// Average precision of `score` against 0/1 targets `y`, as scikit-learn's
+/// `average_precision_score`; NaN without positives. `idx` as for [`roc_auc`].
+pub fn average_precision(score: &[f32], y: &[f32], idx: &mut Vec<usize>) -> f64 {
+    curves::sort_descending(score, idx);
+    curves::auc_and_ap(score, idx, |i| y[i] > 0.5)
+        .1
+        .unwrap_or(f64::NAN)
 }
 
 #[cfg(test)]
@@ -100,8 +62,8 @@ mod tests {
     #[test]
     fn auc_with_ties() {
         // roc_auc_score([0,0,1,1,1,0], [.1,.4,.35,.8,.4,.9]) = 0.5
-        assert!((roc_auc(&S, &Y) - 0.5).abs() < 1e-12);
-        assert!((roc_auc(&[0.1, 0.4, 0.35, 0.8], &[0.0, 0.0, 1.0, 1.0]) - 0.75).abs() < 1e-12);
+        assert!((roc_auc(&S, &Y, &mut vec![]) - 0.5).abs() < 1e-12);
+        assert!((roc_auc(&[0.1, 0.4, 0.35, 0.8], &[0.0, 0.0, 1.0, 1.0], &mut vec![]) - 0.75).abs() < 1e-12);
     }
 
     #[test]
@@ -109,7 +71,7 @@ mod tests {
         // average_precision_score([0,0,1,1,1,0], [.1,.4,.35,.8,.4,.9]):
         // thresholds .9 (P 0/1), .8 (1/2, R 1/3), .4 (2/4, R 2/3), .35 (3/5, R 1)
         let expected = (1.0 / 3.0) * 0.5 + (1.0 / 3.0) * 0.5 + (1.0 / 3.0) * 0.6;
-        assert!((average_precision(&S, &Y) - expected).abs() < 1e-12);
+        assert!((average_precision(&S, &Y, &mut vec![]) - expected).abs() < 1e-12);
     }
 
     #[test]

@@ -7,8 +7,8 @@ use arrow::datatypes::{DataType, Schema, SchemaRef};
 use bytes::Bytes;
 use memmap2::Mmap;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+use serde::{Deserialize, Serialize};
 
-use crate::config::DatasetConfig;
 use crate::error::InputError;
 
 /// Columns that describe a row but must never be features: identifiers, coordinates, the
@@ -32,6 +32,44 @@ pub const METADATA_COLUMNS: [&str; 17] = [
     "sequence",
     "score",
 ];
+
+/// The dataset and the roles of its columns.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetConfig {
+    /// A directory (MetaSpliceAI's `master/batch_NNNNN.parquet` layout or any tree of
+    /// Parquet files), one file, or a glob.
+    #[serde(default)]
+    pub path: PathBuf,
+    /// The label column; by default `splice_type` if present, else `label`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// The grouping column for gene-wise splits.
+    #[serde(default = "default_group")]
+    pub group: String,
+    /// When not empty, only these features (names or glob patterns such as `3mer_*`).
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// Features to leave out (names or glob patterns).
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+impl Default for DatasetConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::new(),
+            label: None,
+            group: default_group(),
+            include: vec![],
+            exclude: vec![],
+        }
+    }
+}
+
+fn default_group() -> String {
+    "gene_id".into()
+}
 
 /// One Parquet file of the dataset.
 #[derive(Debug, Clone)]

@@ -11,7 +11,9 @@ pub(crate) mod dataset;
 mod scan;
 mod values;
 
-pub use dataset::{ColumnRoles, DataFile, Dataset, Feature, FeatureType, LabelKind, METADATA_COLUMNS};
+pub use dataset::{
+    ColumnRoles, DataFile, Dataset, DatasetConfig, Feature, FeatureType, LabelKind, METADATA_COLUMNS,
+};
 pub use scan::{plan_batch_rows, Scan, ScanBatch, ScanBuilder, ScanPlan, MIN_BATCH_ROWS};
 pub use values::{decode_labels, to_f32, GeneIndex, CLASS_NAMES};
 
@@ -56,6 +58,30 @@ pub fn write_atomic<T>(
     Ok(out)
 }
 
+/// Writes a delimited table (`b'\t'` for TSV, `b','` for CSV) through [`write_atomic`] with
+/// the csv crate, so that a field holding the delimiter, a quote or a line break is quoted
+/// instead of breaking its row.
+pub fn write_table<R, F>(
+    path: &Path,
+    delimiter: u8,
+    header: &[&str],
+    rows: impl IntoIterator<Item = R>,
+) -> anyhow::Result<()>
+where
+    R: IntoIterator<Item = F>,
+    F: AsRef<[u8]>,
+{
+    write_atomic(path, |w| {
+        let mut t = csv::WriterBuilder::new().delimiter(delimiter).from_writer(w);
+        t.write_record(header)?;
+        for r in rows {
+            t.write_record(r)?;
+        }
+        t.flush()?;
+        Ok(())
+    })
+}
+
 /// [`write_atomic`] for bytes already in memory.
 pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     write_atomic(path, |w| Ok(w.write_all(bytes)?))
@@ -88,4 +114,14 @@ pub fn parquet_writer_bytes(schema: &arrow::datatypes::Schema) -> u64 {
         .map(|f| f.data_type().primitive_width().unwrap_or(32) as u64 + 1)
         .sum();
     2 * OUTPUT_ROW_GROUP_ROWS as u64 * row
+}
+
+/// Writes `lines` to `path`, one a line, atomically.
+pub fn write_lines<'a>(path: &Path, lines: impl Iterator<Item = &'a str>) -> anyhow::Result<()> {
+    write_atomic(path, |w| {
+        for l in lines {
+            writeln!(w, "{l}")?;
+        }
+        Ok(())
+    })
 }

@@ -26,12 +26,16 @@
 //! ```
 
 mod alloc;
+mod budgets;
 mod pool;
+mod stages;
 
 pub use alloc::{heap_live, heap_peak, heap_reset_peak, is_counting, CountingAllocator};
+pub use budgets::{Budget, MemoryConfig, STAGES};
 pub use pool::{
     fmt_bytes, suggest_budget, ConsumerStats, MemoryConsumer, MemoryError, MemoryPool, MemoryReservation,
 };
+pub use stages::{combine, RunSummary, StageRecord, Stages};
 
 /// Peak resident set size of this process (VmHWM), in bytes, where the platform tells it.
 pub fn peak_rss_bytes() -> Option<u64> {

@@ -119,7 +119,7 @@ pub fn render(data: &ReportData) -> anyhow::Result<String> {
     }
     h.push_str("</section>\n");
 
-    h.push_str("<section id=\"curves\">\n<h2>Curves per class (one vs rest)</h2>\n");
+    h.push_str("<section id=\"curves\">\n<h2>Curves per class (one vs rest), and splice vs neither</h2>\n");
     if data.curves.is_empty() {
         h.push_str("<p class=\"note\">No curves were recorded.</p>\n");
     }
@@ -144,17 +144,21 @@ pub fn render(data: &ReportData) -> anyhow::Result<String> {
             SeriesLabelPosition::LowerLeft,
         )
         .with_context(|| format!("drawing the PR chart of {class}"))?;
-        let rel = curve_chart(
-            &format!("Reliability: {class}"),
-            ("mean predicted probability", "fraction positive"),
-            &c.reliability,
-            Some("perfectly calibrated"),
-            true,
-            SeriesLabelPosition::UpperLeft,
-        )
-        .with_context(|| format!("drawing the reliability chart of {class}"))?;
-        for svg in [roc, pr, rel] {
+        for svg in [roc, pr] {
             figure(&mut h, &svg);
+        }
+        // Curves of summed probabilities (splice vs neither) have no reliability diagram.
+        if !c.reliability.is_empty() {
+            let rel = curve_chart(
+                &format!("Reliability: {class}"),
+                ("mean predicted probability", "fraction positive"),
+                &c.reliability,
+                Some("perfectly calibrated"),
+                true,
+                SeriesLabelPosition::UpperLeft,
+            )
+            .with_context(|| format!("drawing the reliability chart of {class}"))?;
+            figure(&mut h, &rel);
         }
         h.push_str("</div>\n");
     }

@@ -96,12 +96,12 @@ pub enum Command {
         out: PathBuf,
         #[arg(long, default_value_t = 1000)]
         genes: usize,
-        #[arg(long, default_value_t = crate::config::default_rows_per_gene())]
+        #[arg(long, default_value_t = crate::synth::default_rows_per_gene())]
         rows_per_gene: usize,
         /// k-mer length of the count columns (0 for none).
-        #[arg(long, default_value_t = crate::config::default_k())]
+        #[arg(long, default_value_t = crate::synth::default_k())]
         kmer: usize,
-        #[arg(long, default_value_t = crate::config::default_genes_per_file())]
+        #[arg(long, default_value_t = crate::synth::default_genes_per_file())]
         genes_per_file: usize,
         #[arg(long, default_value_t = 42)]
         seed: u64,

@@ -1,151 +1,20 @@
-//! A run: its config, its memory pool, and the record of every stage it went through.
+//! The commands: a parsed command line in, each job carried out from its typed config.
 //!
-//! Each stage gets a [`MemoryReservation`] limited by its budget, and the run measures while
-//! the stage works: peak reserved bytes, peak heap bytes (from the counting allocator), peak
-//! resident set size and seconds. [`RunContext::finish`] writes them to `run_summary.json`.
+//! This room sits on top of every other: it turns the config into the parameters each room
+//! takes, runs the stages in order and prints what the user asked for.
+
+pub mod cli;
+pub mod config;
+mod context;
+mod train;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
-use crate::config::Config;
-use crate::memory::{self, MemoryConsumer, MemoryPool, MemoryReservation};
-use crate::report::{RunSummary, StageRecord};
+pub use context::RunContext;
+pub use train::{train_job, Trained};
 
-/// The shared state of one run.
-pub struct RunContext {
-    pub config: Config,
-    pub pool: Arc<MemoryPool>,
-    command: String,
-    started: Instant,
-    stages: Mutex<Vec<StageRecord>>,
-    /// Peaks seen by the run (first) and by the stages now running, outermost first: a stage
-    /// resets the peak marks when it opens, so it hands what it saw up to its parents.
-    open: Mutex<Vec<Peaks>>,
-}
-
-/// Absolute heap and RSS peaks seen by a running stage.
-#[derive(Default, Clone, Copy)]
-struct Peaks {
-    heap: usize,
-    rss: u64,
-}
-
-impl Peaks {
-    fn now() -> Self {
-        Self {
-            heap: memory::heap_peak(),
-            rss: memory::peak_rss_bytes().unwrap_or(0),
-        }
-    }
-
-    fn raise(&mut self, other: Peaks) {
-        self.heap = self.heap.max(other.heap);
-        self.rss = self.rss.max(other.rss);
-    }
-}
-
-impl RunContext {
-    /// Sets up the pool and the worker threads from `config`.
-    pub fn new(config: Config, command: impl Into<String>) -> Self {
-        let threads = config.run.threads;
-        // The global pool can be set once per process; later runs (tests) keep the first.
-        let _ = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build_global();
-        memory::heap_reset_peak();
-        Self {
-            pool: Arc::new(MemoryPool::new(config.memory.total.as_u64())),
-            config,
-            command: command.into(),
-            started: Instant::now(),
-            stages: Mutex::new(vec![]),
-            open: Mutex::new(vec![Peaks::default()]),
-        }
-    }
-
-    /// Runs `work` as stage `name` with a reservation bound by `memory.<name>`, and records
-    /// what it used. A stage run twice is recorded once, with the larger peaks and the summed
-    /// time. A stage may run inside another (cross-validation holds its out-of-fold state
-    /// while each fold trains): the outer stage's peaks then include the inner one's.
-    pub fn stage<T>(
-        &self,
-        name: &str,
-        work: impl FnOnce(&mut MemoryReservation) -> anyhow::Result<T>,
-    ) -> anyhow::Result<T> {
-        let budget = self.config.memory.budget(name);
-        let mut reservation = MemoryConsumer::new(name)
-            .with_budget(budget, format!("memory.{name}"))
-            .register(&self.pool);
-        {
-            let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-            let seen = Peaks::now();
-            open.iter_mut().for_each(|o| o.raise(seen));
-            open.push(Peaks::default());
-        }
-        let heap_base = memory::heap_reset_peak();
-        let rss_reset = memory::reset_peak_rss();
-        let t0 = Instant::now();
-        let result = work(&mut reservation);
-        let seconds = t0.elapsed().as_secs_f64();
-        let mut mine = Peaks::now();
-        {
-            let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-            if open.len() > 1 {
-                mine.raise(open.pop().expect("this stage's entry"));
-            }
-            open.iter_mut().for_each(|o| o.raise(mine));
-        }
-        let heap = memory::is_counting().then(|| (mine.heap.saturating_sub(heap_base)) as u64);
-        let rss = if rss_reset {
-            Some(mine.rss).filter(|&r| r > 0)
-        } else {
-            None
-        };
-        let peak_reserved = reservation.peak();
-        drop(reservation);
-        let rec = StageRecord {
-            name: name.to_string(),
-            budget_bytes: budget,
-            peak_reserved_bytes: peak_reserved,
-            peak_heap_bytes: heap,
-            peak_rss_bytes: rss,
-            seconds,
-        };
-        let mut stages = self.stages.lock().unwrap_or_else(|p| p.into_inner());
-        match stages.iter_mut().find(|s| s.name == name) {
-            Some(s) => s.merge(&rec),
-            None => stages.push(rec),
-        }
-        drop(stages);
-        result
-    }
-
-    /// The summary so far.
-    pub fn summary(&self) -> RunSummary {
-        let mut run = self.open.lock().unwrap_or_else(|p| p.into_inner())[0];
-        run.raise(Peaks::now());
-        RunSummary {
-            command: self.command.clone(),
-            total_budget_bytes: self.pool.total(),
-            peak_reserved_bytes: self.pool.peak(),
-            peak_heap_bytes: memory::is_counting().then_some(run.heap as u64),
-            peak_rss_bytes: memory::peak_rss_bytes().map(|r| r.max(run.rss)),
-            seconds: self.started.elapsed().as_secs_f64(),
-            stages: self.stages.lock().unwrap_or_else(|p| p.into_inner()).clone(),
-        }
-    }
-
-    /// Writes `run_summary.json` into `out_dir` and returns the summary.
-    pub fn finish(&self, out_dir: &Path) -> anyhow::Result<(RunSummary, PathBuf)> {
-        let summary = self.summary();
-        let path = out_dir.join("run_summary.json");
-        crate::io::write_bytes_atomic(&path, serde_json::to_string_pretty(&summary)?.as_bytes())?;
-        Ok((summary, path))
-    }
-}
-
-use crate::cli::{Cli, Command};
+use self::cli::{Cli, Command};
+use self::config::Config;
 use crate::inspect::inspect;
 use crate::io::Dataset;
 use crate::synth::{write_dataset, SynthOptions};
@@ -202,14 +71,16 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
             overwrite,
             overrides,
         } => {
-            let mut cfg = Config::load(&config, &overrides.set)?;
-            cfg.cv.get_or_insert_with(Default::default);
+            // `cv` runs a cross-validation whether or not the file has a [cv] section.
+            let mut set = overrides.set.clone();
+            set.push("cv={}".into());
+            let cfg = Config::load(&config, &set)?;
             run_job(cfg, quiet, overwrite)
         }
         Command::Train { config, overrides } => {
             let mut cfg = Config::load(&config, &overrides.set)?;
             if cfg.train.is_none() {
-                return Err(crate::config::ConfigError {
+                return Err(self::config::ConfigError {
                     source: config.display().to_string(),
                     line: None,
                     key: Some("train".into()),
@@ -229,11 +100,11 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
             overrides,
         } => {
             let cfg = config_for_dataset(config.as_deref(), &overrides.set, dataset)?;
-            let predictor = crate::train::Predictor::load(&model)?;
+            let predictor = crate::predict::Predictor::load(&model)?;
             let ctx = RunContext::new(cfg, "predict");
             let rows = ctx.stage("predict", |res| {
                 let ds = Dataset::open_unlabelled(&ctx.config.dataset)?;
-                crate::train::predict_job(&ds, &predictor, &out, res)
+                crate::predict::predict_job(&ds, &predictor, &out, res)
             })?;
             println!("wrote {rows} scores to {}", out.display());
             show_summary(&ctx, quiet, summary.as_deref())
@@ -246,7 +117,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
                 "\n# stage budgets (memory.total = {})",
                 crate::memory::fmt_bytes(cfg.memory.total.as_u64())
             );
-            for stage in crate::config::STAGES {
+            for stage in self::config::STAGES {
                 println!(
                     "#   memory.{stage:<8} {}",
                     crate::memory::fmt_bytes(cfg.memory.budget(stage))
@@ -409,8 +280,29 @@ pub fn run_job(cfg: Config, quiet: bool, overwrite: bool) -> anyhow::Result<()> 
         }
     }
     if let Some(cv) = ctx.config.cv.clone() {
-        let params = ctx.config.train.clone().unwrap_or_default();
-        let o = crate::cv::cv_job(&ctx, &cv, &params, &out_dir, quiet)?;
+        let params = ctx
+            .config
+            .train
+            .clone()
+            .expect("a [cv] config always has [train]");
+        let config_toml = toml::to_string_pretty(&ctx.config)?;
+        let job = crate::cv::CvJob {
+            stages: &ctx.stages,
+            dataset: &ctx.config.dataset,
+            seed: ctx.config.run.seed,
+            cache_root: ctx.config.cache_dir(),
+            progress: ctx.config.run.progress,
+            config_toml: config_toml.clone(),
+        };
+        let result = crate::cv::cv_job(&job, &cv, &params, &out_dir, quiet)?;
+        crate::report::cv::write(
+            &out_dir,
+            &result,
+            &ctx.summary(),
+            &ctx.config.dataset.path,
+            &config_toml,
+        )?;
+        let o = &result.outcome;
         if !quiet {
             println!(
                 "cross-validated {} genes, {} rows, {} folds: accuracy {:.4}, macro-F1 {:.4} (pooled out-of-fold)",
@@ -439,7 +331,7 @@ pub fn run_job(cfg: Config, quiet: bool, overwrite: bool) -> anyhow::Result<()> 
             println!("wrote {}", out_dir.join("report.html").display());
         }
     } else if let Some(params) = ctx.config.train.clone() {
-        let t = crate::train::train_job(&ctx, &params, &out_dir, quiet)?;
+        let t = train_job(&ctx, &params, &out_dir, quiet)?;
         if !quiet {
             let m = &t.model;
             println!(
@@ -478,39 +370,4 @@ pub fn run_job(cfg: Config, quiet: bool, overwrite: bool) -> anyhow::Result<()> 
         eprintln!("wrote {}", path.display());
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn outer_stage_and_run_see_the_peak_of_a_stage_inside() {
-        if !memory::is_counting() {
-            return;
-        }
-        let ctx = RunContext::new(Config::default(), "test");
-        ctx.stage("cv", |_| {
-            ctx.stage("train", |_| {
-                let v = vec![1u8; 8 << 20];
-                std::hint::black_box(&v);
-                Ok(())
-            })
-        })
-        .unwrap();
-        let s = ctx.summary();
-        let heap = |name: &str| {
-            s.stages
-                .iter()
-                .find(|r| r.name == name)
-                .and_then(|r| r.peak_heap_bytes)
-                .unwrap()
-        };
-        assert!(heap("train") >= 8 << 20);
-        assert!(
-            heap("cv") >= 8 << 20,
-            "the inner stage reset the outer one's peak"
-        );
-        assert!(s.peak_heap_bytes.unwrap() >= 8 << 20);
-    }
 }

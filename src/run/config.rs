@@ -4,45 +4,14 @@
 //! so that every command sees the same defaults and every mistake is reported the same way:
 //! the file, the line and column, the key, and what to write instead.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
-use bytesize::ByteSize;
 use serde::{Deserialize, Serialize};
 
-use crate::memory::fmt_bytes;
-
-/// The stages that hold a memory budget, in pipeline order. `memory.<stage>` sets each one.
-pub const STAGES: [&str; 9] = [
-    "synth", "scan", "sketch", "bin", "train", "cv", "eval", "predict", "query",
-];
-
-/// A config mistake, located in the file (or in a `--set` override).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// The config file, or `--set KEY=VALUE` for an override.
-    pub source: String,
-    /// 1-based line and column, where known.
-    pub line: Option<(usize, usize)>,
-    /// The dotted key, where known.
-    pub key: Option<String>,
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.source)?;
-        if let Some((line, col)) = self.line {
-            write!(f, ":{line}:{col}")?;
-        }
-        if let Some(key) = &self.key {
-            write!(f, ": key `{key}`")?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
-
-impl std::error::Error for ConfigError {}
+pub use crate::error::ConfigError;
+pub use crate::io::DatasetConfig;
+pub use crate::memory::{Budget, MemoryConfig, STAGES};
+pub use crate::synth::SynthConfig;
 
 /// Everything a run needs to know.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -95,171 +64,6 @@ impl Default for RunConfig {
     }
 }
 
-/// The dataset and the roles of its columns.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DatasetConfig {
-    /// A directory (MetaSpliceAI's `master/batch_NNNNN.parquet` layout or any tree of
-    /// Parquet files), one file, or a glob.
-    #[serde(default)]
-    pub path: PathBuf,
-    /// The label column; by default `splice_type` if present, else `label`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub label: Option<String>,
-    /// The grouping column for gene-wise splits.
-    #[serde(default = "default_group")]
-    pub group: String,
-    /// When not empty, only these features (names or glob patterns such as `3mer_*`).
-    #[serde(default)]
-    pub include: Vec<String>,
-    /// Features to leave out (names or glob patterns).
-    #[serde(default)]
-    pub exclude: Vec<String>,
-}
-
-impl Default for DatasetConfig {
-    fn default() -> Self {
-        Self {
-            path: PathBuf::new(),
-            label: None,
-            group: default_group(),
-            include: vec![],
-            exclude: vec![],
-        }
-    }
-}
-
-/// Memory budgets: a total for the run and, optionally, one per stage.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MemoryConfig {
-    /// The run's total; stage budgets together may not exceed it.
-    #[serde(default = "default_total")]
-    pub total: Budget,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub synth: Option<Budget>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scan: Option<Budget>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sketch: Option<Budget>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bin: Option<Budget>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub train: Option<Budget>,
-    /// Cross-validation's own state: fold assignments and out-of-fold predictions, held
-    /// while each fold trains.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cv: Option<Budget>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub eval: Option<Budget>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub predict: Option<Budget>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub query: Option<Budget>,
-    /// Where the query stage spills; by default `<run.out_dir>/spill`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub spill_dir: Option<PathBuf>,
-}
-
-impl Default for MemoryConfig {
-    fn default() -> Self {
-        Self {
-            total: default_total(),
-            synth: None,
-            scan: None,
-            sketch: None,
-            bin: None,
-            train: None,
-            cv: None,
-            eval: None,
-            predict: None,
-            query: None,
-            spill_dir: None,
-        }
-    }
-}
-
-impl MemoryConfig {
-    fn explicit(&self, stage: &str) -> Option<Budget> {
-        match stage {
-            "synth" => self.synth,
-            "scan" => self.scan,
-            "sketch" => self.sketch,
-            "bin" => self.bin,
-            "train" => self.train,
-            "cv" => self.cv,
-            "eval" => self.eval,
-            "predict" => self.predict,
-            "query" => self.query,
-            _ => None,
-        }
-    }
-
-    /// The budget of `stage` in bytes: the configured one, or an equal share of what the
-    /// configured stages leave of the total.
-    pub fn budget(&self, stage: &str) -> u64 {
-        if let Some(b) = self.explicit(stage) {
-            return b.as_u64();
-        }
-        let set: u64 = STAGES
-            .iter()
-            .filter_map(|s| self.explicit(s))
-            .map(|b| b.as_u64())
-            .sum();
-        let unset = STAGES.iter().filter(|s| self.explicit(s).is_none()).count() as u64;
-        self.total.as_u64().saturating_sub(set) / unset.max(1)
-    }
-}
-
-/// Settings for `run` to write a synthetic dataset where `dataset.path` has none.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SynthConfig {
-    pub genes: usize,
-    #[serde(default = "default_rows_per_gene")]
-    pub rows_per_gene: usize,
-    /// k-mer length of the count columns (0 for none).
-    #[serde(default = "default_k")]
-    pub kmer: usize,
-    #[serde(default = "default_genes_per_file")]
-    pub genes_per_file: usize,
-    /// Defaults to `run.seed`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seed: Option<u64>,
-}
-
-/// A memory size, written as a string with a unit ("512MiB", "2GiB", "64MB") or a plain
-/// number of bytes; a mistake says how to write one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
-pub struct Budget(pub ByteSize);
-
-impl Budget {
-    pub fn as_u64(self) -> u64 {
-        self.0.as_u64()
-    }
-}
-
-impl<'de> Deserialize<'de> for Budget {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Int(u64),
-            Text(String),
-        }
-        match Raw::deserialize(d).map_err(|_| D::Error::custom("expected a size such as \"512MiB\""))? {
-            Raw::Int(n) => Ok(Budget(ByteSize::b(n))),
-            Raw::Text(t) => t.trim().parse::<ByteSize>().map(Budget).map_err(|_| {
-                D::Error::custom(format!(
-                    "{t:?} is not a size; write a number and a unit such as \"512MiB\", \"2GiB\" or \"64MB\""
-                ))
-            }),
-        }
-    }
-}
-
 fn default_out_dir() -> PathBuf {
     PathBuf::from("out")
 }
@@ -268,21 +72,6 @@ fn default_seed() -> u64 {
 }
 fn yes() -> bool {
     true
-}
-fn default_group() -> String {
-    "gene_id".into()
-}
-fn default_total() -> Budget {
-    Budget(ByteSize::gib(2))
-}
-pub(crate) fn default_rows_per_gene() -> usize {
-    250
-}
-pub(crate) fn default_k() -> usize {
-    3
-}
-pub(crate) fn default_genes_per_file() -> usize {
-    100
 }
 
 impl Config {
@@ -323,6 +112,9 @@ impl Config {
         for ov in overrides {
             apply_override(&mut table, ov)?;
         }
+        if table.contains_key("cv") {
+            fill_meta_model_defaults(&mut table);
+        }
         let config: Config = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
             let key = e.path().to_string();
             let message = e.inner().message().trim().to_string();
@@ -358,43 +150,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), (String, String)> {
-        let m = &self.memory;
-        if m.total.as_u64() == 0 {
-            return Err((
-                "memory.total".into(),
-                "the total budget must be above zero".into(),
-            ));
-        }
-        let mut set = 0u64;
-        let mut last = None;
-        for stage in STAGES {
-            if let Some(b) = m.explicit(stage) {
-                if b.as_u64() == 0 {
-                    return Err((
-                        format!("memory.{stage}"),
-                        "a stage budget must be above zero".into(),
-                    ));
-                }
-                set += b.as_u64();
-                last = Some(stage);
-            }
-        }
-        if set > m.total.as_u64() {
-            let listed: Vec<String> = STAGES
-                .iter()
-                .filter_map(|s| m.explicit(s).map(|b| format!("{s} {}", fmt_bytes(b.as_u64()))))
-                .collect();
-            return Err((
-                format!("memory.{}", last.unwrap_or("total")),
-                format!(
-                    "the stage budgets add up to {} ({}), more than memory.total = {}; \
-                     lower them or raise memory.total",
-                    fmt_bytes(set),
-                    listed.join(", "),
-                    fmt_bytes(m.total.as_u64())
-                ),
-            ));
-        }
+        self.memory.validate()?;
         if let Some(t) = &self.train {
             t.validate()?;
         }
@@ -432,6 +188,21 @@ impl Config {
             .spill_dir
             .clone()
             .unwrap_or_else(|| self.run.out_dir.join("spill"))
+    }
+}
+
+/// A cross-validation trains the meta-model: the `[train]` keys its config leaves out take
+/// [`crate::cv::META_MODEL_DEFAULTS`] rather than the generic boosting defaults.
+fn fill_meta_model_defaults(table: &mut toml::Table) {
+    let defaults: toml::Table =
+        toml::from_str(crate::cv::META_MODEL_DEFAULTS).expect("the meta-model defaults parse");
+    if let toml::Value::Table(train) = table
+        .entry("train")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+    {
+        for (k, v) in defaults {
+            train.entry(k).or_insert(v);
+        }
     }
 }
 

@@ -1,11 +1,20 @@
-//! What training a dataset needs, worked out before any work is done.
+//! What training a dataset needs, worked out before any work is done, and the cache it reads.
 //!
 //! The trainer keeps O(rows) small arrays in memory and reads the binned features from a
 //! page cache on disk, one page at a time; histograms live in a pool. This module is the one
 //! place that prices those parts, so `inspect` can say which budgets work and the trainer
 //! can refuse a budget that cannot, before it starts.
 
+use std::path::Path;
+
 use serde::Serialize;
+
+use super::hist::Histogram;
+use super::{EvalMetric, TrainParams};
+use crate::binning::cache::{self, PageCache, PAGE_ROWS};
+use crate::binning::sketch_dataset;
+use crate::io::Dataset;
+use crate::memory::{MemoryError, Stages};
 
 /// Bytes of per-row state while one binary model trains, at most: margin, gradient, hessian,
 /// weight and target (`f32` each), the row's node (`u32`), its class code and role (a byte
@@ -13,10 +22,23 @@ use serde::Serialize;
 /// validation row), counted as if every row validated, plus 4 for the margins at the best
 /// iteration, which early stopping keeps.
 pub const STATE_BYTES_PER_ROW: u64 = 38;
+/// What an AUC validation metric adds per row: its sort index (`usize`), counted as if every
+/// row validated.
+pub const AUC_BYTES_PER_ROW: u64 = 8;
+
+/// Per-row state for training with `params`.
+pub fn state_bytes_per_row(params: &TrainParams) -> u64 {
+    STATE_BYTES_PER_ROW
+        + if params.eval_metric == EvalMetric::Auc {
+            AUC_BYTES_PER_ROW
+        } else {
+            0
+        }
+}
 /// Histogram bins hold a gradient and a hessian sum, as `f64`.
 pub const BIN_BYTES: u64 = 16;
 /// Rows of one page of the binned cache.
-pub const MIN_PAGE_ROWS: u64 = crate::binning::cache::PAGE_ROWS as u64;
+pub const MIN_PAGE_ROWS: u64 = PAGE_ROWS as u64;
 
 /// Histograms held at the busiest level of depth-wise growth: the parents being split, one
 /// copy per thread of the smaller children being built, and all the children.
@@ -105,6 +127,62 @@ impl TrainShape {
             },
         }
     }
+}
+
+/// Heap bytes the trainer needs: per-row state, and the histogram pool for nodes of
+/// `slots` histogram slots (the last of the cuts' slot offsets).
+pub fn train_bytes(rows: u64, slots: usize, params: &TrainParams, threads: usize) -> (u64, u64) {
+    let state = rows * state_bytes_per_row(params);
+    let hists = Histogram::bytes(slots) * hist_nodes(params.max_depth as u64, threads as u64);
+    (state, hists)
+}
+
+/// Bytes of the largest page of a cache: what streaming holds resident at a time.
+pub fn page_budget(m: &crate::binning::cache::CacheManifest) -> u64 {
+    (0..m.pages.len()).map(|i| m.page_len(i)).max().unwrap_or(0)
+}
+
+/// The dataset's binned page cache for `params.max_bin`: found under `cache_root` when the
+/// files and features are unchanged, else sketched and binned under those stages' budgets.
+/// Refuses first, before any pass, a train budget that cannot hold the per-row state and one
+/// page; the histograms, whose size the cuts decide, are checked once known.
+pub fn binned_cache(
+    stages: &Stages,
+    ds: &Dataset,
+    params: &TrainParams,
+    cache_root: &Path,
+) -> anyhow::Result<(PageCache, bool)> {
+    let state = ds.rows() * state_bytes_per_row(params);
+    // A page of one byte per feature and row (sparse columns only take less).
+    let page = ds.rows().min(PAGE_ROWS as u64) * ds.roles.features.len() as u64;
+    let train_budget = stages.budget("train");
+    if state + page > train_budget {
+        return Err(MemoryError::TooSmall {
+            stage: "train".into(),
+            key: "memory.train".into(),
+            needed: state + page,
+            budget: train_budget,
+            what: format!(
+                "per-row state for {} rows and one page of {} features",
+                ds.rows(),
+                ds.roles.features.len()
+            ),
+        }
+        .into());
+    }
+    let fingerprint = cache::fingerprint(ds, params.max_bin, params.sketch_size);
+    let dir = cache_root.join(&fingerprint);
+    let (manifest, reused) = match cache::find(&dir, &fingerprint) {
+        Some(m) => (m, true),
+        None => {
+            let cuts = stages.stage("sketch", |res| {
+                sketch_dataset(ds, params.max_bin, params.sketch_size, res)
+            })?;
+            let m = stages.stage("bin", |res| cache::build(ds, &cuts, &dir, &fingerprint, res))?;
+            (m, false)
+        }
+    };
+    Ok((PageCache::open(&dir, manifest)?, reused))
 }
 
 #[cfg(test)]

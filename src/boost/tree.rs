@@ -6,8 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::hist::{GradPair, Histogram};
 use crate::binning::Cuts;
-use crate::hist::{GradPair, Histogram};
 
 /// The regularisation that split finding and leaf weights use.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -179,6 +179,57 @@ impl Tree {
         (l, l + 1)
     }
 
+    /// See [`super::Model::check`]; `features` is the model's feature count.
+    pub fn check(&self, features: usize) -> Result<(), String> {
+        let n = self.len();
+        if n == 0 {
+            return Err("no nodes".into());
+        }
+        let lengths = [
+            ("right", self.right.len()),
+            ("parent", self.parent.len()),
+            ("feature", self.feature.len()),
+            ("split_bin", self.split_bin.len()),
+            ("threshold", self.threshold.len()),
+            ("default_left", self.default_left.len()),
+            ("value", self.value.len()),
+            ("loss_change", self.loss_change.len()),
+            ("sum_hess", self.sum_hess.len()),
+        ];
+        if let Some((name, len)) = lengths.iter().find(|(_, l)| *l != n) {
+            return Err(format!("`{name}` has {len} entries for {n} nodes"));
+        }
+        for k in 0..n {
+            let (l, r) = (self.left[k], self.right[k]);
+            if l == -1 && r == -1 {
+                if !self.value[k].is_finite() {
+                    return Err(format!("leaf {k} has a non-finite value"));
+                }
+                continue;
+            }
+            for c in [l, r] {
+                if c <= k as i32 || c >= n as i32 {
+                    return Err(format!(
+                        "node {k} has child {c}: children must come after their node and inside the tree's {n} nodes"
+                    ));
+                }
+            }
+            if l == r {
+                return Err(format!("node {k} has both children at {l}"));
+            }
+            if self.feature[k] as usize >= features {
+                return Err(format!(
+                    "node {k} splits on feature {} of {features}",
+                    self.feature[k]
+                ));
+            }
+            if self.threshold[k].is_nan() {
+                return Err(format!("node {k} has no threshold"));
+            }
+        }
+        Ok(())
+    }
+
     /// The child a row with bin `code` of the split feature goes to.
     #[inline]
     pub fn route_bin(&self, n: usize, code: u8, missing: Option<u8>) -> usize {
@@ -254,7 +305,8 @@ mod tests {
     }
 
     #[test]
-    fn split_gain_matches_brute_force() {
+    fn split_gain_matches_a_hand_worked_example() {
+        // Bins 0..3 with (g, h); lambda 1. Parent: G = -0.5, H = 4.5.
         let rows = [
             (0, -2.0, 1.0),
             (1, -1.5, 1.0),
@@ -263,24 +315,15 @@ mod tests {
             (1, -0.5, 0.5),
         ];
         let (h, t) = hist_of(&rows);
-        let p = params();
-        let s = best_split(&h, t, &cuts(false), &[0, 4], &[0], &p).unwrap();
-        // Brute force: every threshold bin, sums straight from the rows.
-        let mut best = (f64::MIN, 0);
-        for b in 0..3u8 {
-            let (mut l, mut r) = ([0.0, 0.0], [0.0, 0.0]);
-            for &(bin, g, hh) in &rows {
-                let side = if bin <= b { &mut l } else { &mut r };
-                side[0] += g;
-                side[1] += hh;
-            }
-            let change = p.gain(l[0], l[1]) + p.gain(r[0], r[1]) - p.gain(t[0], t[1]);
-            if change > best.0 {
-                best = (change, b as usize);
-            }
-        }
-        assert_eq!(s.bin, best.1);
-        assert!((s.loss_change - best.0).abs() < 1e-12);
+        let s = best_split(&h, t, &cuts(false), &[0, 4], &[0], &params()).unwrap();
+        // By hand, G²/(H + 1) per side minus the parent's 0.25/5.5:
+        //   bins 0 | 1..3: 4/2 + 2.25/4.5 = 2.5
+        //   bins 0..1 | 2..3: 16/3.5 + 12.25/3 = 8.6548
+        //   bins 0..2 | 3: 9/4.5 + 6.25/2 = 5.125
+        assert_eq!(s.bin, 1);
+        assert!((s.loss_change - (16.0 / 3.5 + 12.25 / 3.0 - 0.25 / 5.5)).abs() < 1e-12);
+        assert_eq!(s.left, [-4.0, 2.5]);
+        assert_eq!(s.right, [3.5, 2.0]);
     }
 
     #[test]

@@ -1,0 +1,274 @@
+//! The boosting loop: gradients, one tree per round, validation and early stopping.
+//!
+//! What stays in memory is O(rows) small arrays (margin, gradient, hessian, weight, node) plus
+//! the histogram pool that [`super::grow`] uses; the features stay on disk in the page cache.
+
+use std::time::Instant;
+
+use rand::seq::index::sample;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+use super::grow::grow;
+use super::hist::page_features;
+use super::sizing::train_bytes;
+use super::tree::Tree;
+use super::{EvalMetric, IterLog, Model, Objective, Role, TrainParams};
+use crate::binning::cache::{PageCache, PAGE_ROWS};
+use crate::binning::Cuts;
+use crate::error::InputError;
+use crate::memory::MemoryReservation;
+
+/// A stable per-(seed, tree, row) draw in `[0, 1)` for row subsampling.
+fn draw(seed: u64, tree: usize, row: usize) -> f64 {
+    let mut z = seed
+        ^ (tree as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ (row as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// A trained model and the margins it gives every cached row.
+pub struct Fit {
+    pub model: Model,
+    /// The margin of every row (whatever its role) from the trees the model keeps: with early
+    /// stopping, those up to the best iteration. Rows left out of training ([`Role::Skip`])
+    /// are routed through every tree too, so these are their out-of-sample predictions.
+    pub margin: Vec<f32>,
+}
+
+/// Trains one model on the cached rows. `roles` says which rows train and which validate;
+/// `on_iter` sees each iteration's log (for progress display).
+pub fn train(
+    cache: &PageCache,
+    labels: &[u8],
+    roles: &[Role],
+    params: &TrainParams,
+    seed: u64,
+    res: &mut MemoryReservation,
+    on_iter: impl FnMut(&IterLog),
+) -> anyhow::Result<Model> {
+    Ok(fit(cache, labels, roles, params, seed, res, on_iter)?.model)
+}
+
+/// [`train`], also returning every row's margin at the kept iteration.
+pub fn fit(
+    cache: &PageCache,
+    labels: &[u8],
+    roles: &[Role],
+    params: &TrainParams,
+    seed: u64,
+    res: &mut MemoryReservation,
+    mut on_iter: impl FnMut(&IterLog),
+) -> anyhow::Result<Fit> {
+    let cuts: &Cuts = &cache.manifest.cuts;
+    let n = labels.len();
+    let nf = cuts.features.len();
+    let threads = rayon::current_num_threads();
+    let pf = page_features(&cache.layout, cuts);
+    let slots = *pf.offsets.last().expect("offsets end with the total");
+    let (state_bytes, hist_bytes) = train_bytes(n as u64, slots, params, threads);
+    let page_bytes = cache
+        .manifest
+        .bins_bytes()
+        .div_ceil(cache.manifest.pages.len().max(1) as u64);
+    let need = state_bytes + hist_bytes + page_bytes;
+    res.require(
+        need,
+        format!(
+            "per-row state for {n} rows, histograms for {nf} features at depth {}, one page",
+            params.max_depth
+        ),
+    )?;
+    res.try_grow(state_bytes + hist_bytes)?;
+    // The whole cache stays mapped when it fits beside the state; otherwise each page is
+    // handed back after use and only one is resident at a time.
+    let resident = res.try_grow(cache.manifest.bins_bytes()).is_ok();
+    if !resident {
+        res.try_grow(page_bytes)?;
+    }
+    cache.set_resident(resident);
+
+    let class = params.class_code().map_err(InputError::new)?;
+    let target: Vec<f32> = labels.iter().map(|&l| f32::from(u8::from(l == class))).collect();
+    let positives = target
+        .iter()
+        .zip(roles)
+        .filter(|(&t, &r)| t > 0.5 && r == Role::Train)
+        .count();
+    let train_rows = roles.iter().filter(|&&r| r == Role::Train).count();
+    if positives == 0 || positives == train_rows {
+        return Err(InputError::new(format!(
+            "class `{}` has {} of {train_rows} training rows: a one-vs-rest model needs both positive and negative rows",
+            params.class, positives
+        ))
+        .hint("check the label column, or train another class")
+        .into());
+    }
+    let pos_w = params.scale_pos_weight as f32;
+    let weight_of = |i: usize| -> f32 {
+        match roles[i] {
+            Role::Train if target[i] > 0.5 => pos_w,
+            Role::Train => 1.0,
+            _ => 0.0,
+        }
+    };
+    let (mut sw, mut swy) = (0.0f64, 0.0f64);
+    for (i, &t) in target.iter().enumerate() {
+        let w = weight_of(i) as f64;
+        sw += w;
+        swy += w * t as f64;
+    }
+    let base = params.objective.base_margin(swy / sw);
+
+    let mut margin = vec![base; n];
+    let mut grad = vec![0f32; n];
+    let mut hess = vec![0f32; n];
+    let mut weight = vec![0f32; n];
+    let mut node = vec![0u32; n];
+    // The margins at the best iteration so far, copied when it improves: early stopping
+    // keeps those trees, and the caller gets what they predict.
+    let mut best_margin: Vec<f32> = vec![];
+    let sp = params.split_params();
+    // Validation predictions and targets, gathered each round into buffers made once.
+    let n_valid = roles.iter().filter(|&&r| r == Role::Valid).count();
+    let mut valid_p: Vec<f32> = Vec::with_capacity(n_valid);
+    let mut valid_y: Vec<f32> = Vec::with_capacity(n_valid);
+    // The AUC's sort index, made once at full size so that it never grows (priced in
+    // `state_bytes_per_row`).
+    let mut valid_idx: Vec<usize> = Vec::with_capacity(if params.eval_metric == EvalMetric::Auc {
+        n_valid
+    } else {
+        0
+    });
+
+    let mut trees: Vec<Tree> = Vec::with_capacity(params.n_estimators);
+    let mut log: Vec<IterLog> = vec![];
+    let mut best: Option<(usize, f64)> = None;
+    let t0 = Instant::now();
+    for t in 0..params.n_estimators {
+        // Row subsample: a row trains this tree when its draw falls under the rate.
+        weight.par_iter_mut().enumerate().for_each(|(i, w)| {
+            *w = if params.subsample < 1.0 && draw(seed, t, i) >= params.subsample {
+                0.0
+            } else {
+                weight_of(i)
+            };
+        });
+        params
+            .objective
+            .gradients(&margin, &target, &weight, &mut grad, &mut hess);
+        let features = column_sample(nf, params.colsample_bytree, seed, t);
+        let tree = grow(cache, &pf, &features, &grad, &hess, &mut node, params, &sp)?;
+        margin
+            .par_iter_mut()
+            .zip(node.par_iter())
+            .for_each(|(m, &nd)| *m += tree.value[nd as usize]);
+        trees.push(tree);
+
+        let train_loss = training_loss(params.objective, &margin, &target, roles);
+        let valid_score = (n_valid > 0).then(|| {
+            valid_p.clear();
+            valid_y.clear();
+            for i in (0..n).filter(|&i| roles[i] == Role::Valid) {
+                valid_p.push(params.objective.transform(margin[i]));
+                valid_y.push(target[i]);
+            }
+            params.eval_metric.compute(&valid_p, &valid_y, &mut valid_idx)
+        });
+        let entry = IterLog {
+            iteration: t,
+            train_loss,
+            valid_score,
+            seconds: t0.elapsed().as_secs_f64(),
+        };
+        on_iter(&entry);
+        log.push(entry);
+        if let Some(v) = valid_score {
+            let better = match best {
+                None => true,
+                Some((_, b)) => {
+                    if params.eval_metric.higher_is_better() {
+                        v > b
+                    } else {
+                        v < b
+                    }
+                }
+            };
+            if better && v.is_finite() {
+                best = Some((t, v));
+                if params.early_stopping_rounds > 0 {
+                    best_margin.clear();
+                    best_margin.extend_from_slice(&margin);
+                }
+            }
+            if params.early_stopping_rounds > 0
+                && best.is_some_and(|(bi, _)| t - bi >= params.early_stopping_rounds)
+            {
+                break;
+            }
+        }
+    }
+    if params.early_stopping_rounds > 0 {
+        if let Some((bi, _)) = best {
+            trees.truncate(bi + 1);
+            margin = best_margin;
+        }
+    }
+    let model = Model::new(
+        params,
+        base,
+        cuts.features.iter().map(|f| f.name.clone()).collect(),
+        trees,
+        best,
+        log,
+    );
+    Ok(Fit { model, margin })
+}
+
+/// Mean training loss (log loss, or RMSE for squared error) over the training rows, summed
+/// in fixed page-sized chunks so that the figure never depends on the thread count.
+fn training_loss(objective: Objective, margin: &[f32], target: &[f32], roles: &[Role]) -> f64 {
+    let parts: Vec<(f64, u64)> = margin
+        .par_chunks(PAGE_ROWS)
+        .enumerate()
+        .map(|(c, m)| {
+            let off = c * PAGE_ROWS;
+            let (mut s, mut k) = (0.0f64, 0u64);
+            for (i, &mi) in m.iter().enumerate() {
+                if roles[off + i] != Role::Train {
+                    continue;
+                }
+                let p = objective.transform(mi);
+                let y = target[off + i];
+                s += match objective {
+                    Objective::Logistic => crate::eval::logloss_term(p, y),
+                    Objective::SquaredError => ((p - y) as f64).powi(2),
+                };
+                k += 1;
+            }
+            (s, k)
+        })
+        .collect();
+    let (s, k) = parts.iter().fold((0.0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    let mean = s / k.max(1) as f64;
+    match objective {
+        Objective::Logistic => mean,
+        Objective::SquaredError => mean.sqrt(),
+    }
+}
+
+/// The features a tree may split on: all, or a seeded sample of `rate` of them.
+fn column_sample(nf: usize, rate: f64, seed: u64, tree: usize) -> Vec<usize> {
+    if rate >= 1.0 {
+        return (0..nf).collect();
+    }
+    let k = ((rate * nf as f64).round() as usize).clamp(1, nf);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xC0C0 ^ (tree as u64) << 20);
+    let mut v = sample(&mut rng, nf, k).into_vec();
+    v.sort_unstable();
+    v
+}

@@ -1,0 +1,178 @@
+//! Memory budgets as the config states them: a total for the run and one per stage.
+//!
+//! Budgets belong to the memory room so that every stage, whatever room it lives in, asks the
+//! same place what it may reserve; the run's config only embeds this section.
+
+use std::path::PathBuf;
+
+use bytesize::ByteSize;
+use serde::{Deserialize, Serialize};
+
+use super::fmt_bytes;
+
+/// The stages that hold a memory budget, in pipeline order. `memory.<stage>` sets each one.
+pub const STAGES: [&str; 9] = [
+    "synth", "scan", "sketch", "bin", "train", "cv", "eval", "predict", "query",
+];
+
+/// Memory budgets: a total for the run and, optionally, one per stage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryConfig {
+    /// The run's total; stage budgets together may not exceed it.
+    #[serde(default = "default_total")]
+    pub total: Budget,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synth: Option<Budget>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan: Option<Budget>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sketch: Option<Budget>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bin: Option<Budget>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train: Option<Budget>,
+    /// Cross-validation's own state: fold assignments and out-of-fold predictions, held
+    /// while each fold trains.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cv: Option<Budget>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval: Option<Budget>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predict: Option<Budget>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<Budget>,
+    /// Where the query stage spills; by default `<run.out_dir>/spill`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spill_dir: Option<PathBuf>,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        Self {
+            total: default_total(),
+            synth: None,
+            scan: None,
+            sketch: None,
+            bin: None,
+            train: None,
+            cv: None,
+            eval: None,
+            predict: None,
+            query: None,
+            spill_dir: None,
+        }
+    }
+}
+
+impl MemoryConfig {
+    /// The budget set for `stage` in the config, if any.
+    pub fn explicit(&self, stage: &str) -> Option<Budget> {
+        match stage {
+            "synth" => self.synth,
+            "scan" => self.scan,
+            "sketch" => self.sketch,
+            "bin" => self.bin,
+            "train" => self.train,
+            "cv" => self.cv,
+            "eval" => self.eval,
+            "predict" => self.predict,
+            "query" => self.query,
+            _ => None,
+        }
+    }
+
+    /// The budget of `stage` in bytes: the configured one, or an equal share of what the
+    /// configured stages leave of the total.
+    pub fn budget(&self, stage: &str) -> u64 {
+        if let Some(b) = self.explicit(stage) {
+            return b.as_u64();
+        }
+        let set: u64 = STAGES
+            .iter()
+            .filter_map(|s| self.explicit(s))
+            .map(|b| b.as_u64())
+            .sum();
+        let unset = STAGES.iter().filter(|s| self.explicit(s).is_none()).count() as u64;
+        self.total.as_u64().saturating_sub(set) / unset.max(1)
+    }
+
+    /// Checks that every budget is above zero and the stage budgets fit in the total; the
+    /// error names the key.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let m = self;
+        if m.total.as_u64() == 0 {
+            return Err((
+                "memory.total".into(),
+                "the total budget must be above zero".into(),
+            ));
+        }
+        let mut set = 0u64;
+        let mut last = None;
+        for stage in STAGES {
+            if let Some(b) = m.explicit(stage) {
+                if b.as_u64() == 0 {
+                    return Err((
+                        format!("memory.{stage}"),
+                        "a stage budget must be above zero".into(),
+                    ));
+                }
+                set += b.as_u64();
+                last = Some(stage);
+            }
+        }
+        if set > m.total.as_u64() {
+            let listed: Vec<String> = STAGES
+                .iter()
+                .filter_map(|s| m.explicit(s).map(|b| format!("{s} {}", fmt_bytes(b.as_u64()))))
+                .collect();
+            return Err((
+                format!("memory.{}", last.unwrap_or("total")),
+                format!(
+                    "the stage budgets add up to {} ({}), more than memory.total = {}; \
+                     lower them or raise memory.total",
+                    fmt_bytes(set),
+                    listed.join(", "),
+                    fmt_bytes(m.total.as_u64())
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A memory size, written as a string with a unit ("512MiB", "2GiB", "64MB") or a plain
+/// number of bytes; a mistake says how to write one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Budget(pub ByteSize);
+
+impl Budget {
+    pub fn as_u64(self) -> u64 {
+        self.0.as_u64()
+    }
+}
+
+impl<'de> Deserialize<'de> for Budget {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d).map_err(|_| D::Error::custom("expected a size such as \"512MiB\""))? {
+            Raw::Int(n) => Ok(Budget(ByteSize::b(n))),
+            Raw::Text(t) => t.trim().parse::<ByteSize>().map(Budget).map_err(|_| {
+                D::Error::custom(format!(
+                    "{t:?} is not a size; write a number and a unit such as \"512MiB\", \"2GiB\" or \"64MB\""
+                ))
+            }),
+        }
+    }
+}
+
+fn default_total() -> Budget {
+    Budget(ByteSize::gib(2))
+}

@@ -1,0 +1,164 @@
+//! Scoring a dataset with a saved model or bundle, under the predict budget.
+//!
+//! Sits above cross-validation because it applies either a single model from `train` or the
+//! calibrated three-class bundle that cross-validation writes.
+
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::boost::Model;
+use crate::cv::Bundle;
+use crate::error::InputError;
+use crate::io::Dataset;
+
+/// What `predict` applies: a single one-vs-rest model from `train`, or the three-class
+/// bundle from cross-validation.
+pub enum Predictor {
+    Model(Box<Model>),
+    Bundle(Box<Bundle>),
+}
+
+impl Predictor {
+    /// Reads either kind, telling them apart by their `format` field.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let v = crate::boost::read_json(path)?;
+        if v.get("format").and_then(|f| f.as_str()) == Some(crate::cv::bundle::FORMAT) {
+            return Ok(Self::Bundle(Box::new(Bundle::from_json(v, path)?)));
+        }
+        Ok(Self::Model(Box::new(Model::from_json(v, path)?)))
+    }
+
+    pub fn features(&self) -> &[String] {
+        match self {
+            Self::Model(m) => &m.features,
+            Self::Bundle(b) => &b.features,
+        }
+    }
+
+    /// The score columns this predictor writes.
+    fn score_columns(&self) -> &'static [&'static str] {
+        match self {
+            Self::Model(_) => &["score", "margin"],
+            Self::Bundle(_) => &["p_neither", "p_donor", "p_acceptor"],
+        }
+    }
+
+    /// One row's scores, in [`Self::score_columns`] order.
+    fn score(&self, x: &[f32], out: &mut [f32]) {
+        match self {
+            Self::Model(m) => {
+                let margin = m.predict_margin(x);
+                out[0] = m.objective.transform(margin);
+                out[1] = margin;
+            }
+            Self::Bundle(b) => out.copy_from_slice(&b.predict(x).1),
+        }
+    }
+}
+
+/// Scores `ds` under the predict budget and writes `out` (Parquet): the row's gene id,
+/// position and label where the dataset has them, then the predictor's scores (`score` and
+/// `margin` for a model; class probabilities and `predicted_type` for a bundle).
+pub fn predict_job(
+    ds: &Dataset,
+    predictor: &Predictor,
+    out: &Path,
+    res: &mut crate::memory::MemoryReservation,
+) -> anyhow::Result<u64> {
+    use arrow::array::{ArrayRef, Float32Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::record_batch::RecordBatch;
+    use rayon::prelude::*;
+    use std::sync::Arc;
+
+    let types: std::collections::HashMap<&str, &crate::io::Feature> =
+        ds.roles.features.iter().map(|f| (f.name.as_str(), f)).collect();
+    for f in predictor.features() {
+        if !types.contains_key(f.as_str()) {
+            return Err(InputError::new(
+                "the model needs this feature, which the dataset lacks or holds as non-numbers",
+            )
+            .file(&ds.files[0].path)
+            .column(f)
+            .hint("score a dataset with the columns the model was trained on")
+            .into());
+        }
+    }
+    let keep: Vec<String> = ["gene_id", "position", "splice_type"]
+        .iter()
+        .filter(|c| ds.schema.field_with_name(c).is_ok())
+        .map(|c| c.to_string())
+        .collect();
+    let mut columns = keep.clone();
+    columns.extend(predictor.features().iter().cloned());
+    let nf = predictor.features().len();
+    let names = predictor.score_columns();
+    let ns = names.len();
+    let is_bundle = matches!(predictor, Predictor::Bundle(_));
+    let scan = ds
+        .scan()
+        .with_columns(&columns)
+        .with_extra_row_bytes(8 * nf as u64 + 8 * ns as u64 + 16);
+    let mut fields: Vec<Field> = keep
+        .iter()
+        .map(|c| {
+            ds.schema
+                .field_with_name(c)
+                .expect("checked")
+                .clone()
+                .with_nullable(true)
+        })
+        .collect();
+    fields.extend(names.iter().map(|n| Field::new(*n, DataType::Float32, false)));
+    if is_bundle {
+        fields.push(Field::new("predicted_type", DataType::Utf8, false));
+    }
+    let schema = Arc::new(Schema::new(fields));
+    res.try_grow(crate::io::parquet_writer_bytes(&schema))?;
+    let scan = scan.build(res)?;
+    crate::io::write_atomic(out, |w| {
+        let mut writer = crate::io::parquet_writer(w, schema.clone())?;
+        let mut rows = 0u64;
+        let mut cols: Vec<Vec<f32>> = vec![Vec::new(); nf];
+        for item in scan {
+            let b = item?;
+            let n = b.batch.num_rows();
+            cols.par_iter_mut().enumerate().for_each(|(j, c)| {
+                crate::io::to_f32(b.batch.column(keep.len() + j).as_ref(), c);
+            });
+            let mut scores = vec![0f32; n * ns];
+            scores.par_chunks_mut(ns).enumerate().for_each_init(
+                || vec![0f32; nf],
+                |x, (r, out)| {
+                    for (j, c) in cols.iter().enumerate() {
+                        x[j] = c[r];
+                    }
+                    predictor.score(x, out);
+                },
+            );
+            // Files may store strings in another flavour than the first file: cast to the
+            // output's types (free when they already match).
+            let mut arrays: Vec<ArrayRef> = schema.fields()[..keep.len()]
+                .iter()
+                .enumerate()
+                .map(|(i, f)| arrow::compute::cast(b.batch.column(i), f.data_type()))
+                .collect::<Result<_, _>>()?;
+            for k in 0..ns {
+                arrays.push(Arc::new(Float32Array::from_iter_values(
+                    scores.iter().skip(k).step_by(ns).copied(),
+                )));
+            }
+            if is_bundle {
+                arrays.push(Arc::new(StringArray::from_iter_values(scores.chunks(ns).map(
+                    |p| crate::io::CLASS_NAMES[crate::eval::argmax3([p[0], p[1], p[2]]) as usize],
+                ))));
+            }
+            let out_batch = RecordBatch::try_new(schema.clone(), arrays).context("assembling scores")?;
+            rows += n as u64;
+            writer.write(&out_batch)?;
+        }
+        writer.close()?;
+        Ok(rows)
+    })
+}

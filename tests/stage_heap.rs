@@ -1,0 +1,101 @@
+//! Every stage's measured heap stays within its reservation: each job runs in its own
+//! process (the allocator counters are process-wide) and its run_summary.json is read back.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+/// The stages of `summary` whose peak heap is above their peak reservation.
+fn over_reservation(summary: &Value) -> Vec<String> {
+    summary["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| {
+            let heap = s["peak_heap_bytes"].as_u64().expect("counting allocator on");
+            let reserved = s["peak_reserved_bytes"].as_u64().unwrap();
+            (heap > reserved).then(|| format!("{}: heap {heap} > reserved {reserved}", s["name"]))
+        })
+        .collect()
+}
+
+fn stages(summary: &Value) -> Vec<String> {
+    summary["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn read(path: &std::path::Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// A cross-validation run on a small synthetic set, with a small sketch so that compaction
+/// recurses through several levels.
+fn cv_run(dir: &std::path::Path) -> std::path::PathBuf {
+    let cfg = dir.join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[run]\nout_dir = \"{0}/out\"\nprogress = false\n[dataset]\npath = \"{0}/data\"\n\
+             [memory]\ntotal = \"512MiB\"\nsynth = \"128MiB\"\n[synth]\ngenes = 60\nrows_per_gene = 200\ngenes_per_file = 20\n\
+             [train]\nn_estimators = 12\nsketch_size = 64\nearly_stopping_rounds = 3\neval_metric = \"auc\"\n\
+             [cv]\nn_folds = 3\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let (code, _, err) = run(&["run", cfg.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    dir.join("out")
+}
+
+#[test]
+fn every_stage_of_a_cross_validation_stays_within_its_reservation() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cv_run(dir.path());
+    let summary = read(&out.join("run_summary.json"));
+    let names = stages(&summary);
+    for s in ["synth", "sketch", "bin", "train", "cv", "eval", "scan"] {
+        assert!(names.iter().any(|n| n == s), "stage {s} did not run: {names:?}");
+    }
+    assert_eq!(over_reservation(&summary), Vec::<String>::new());
+}
+
+#[test]
+fn predict_and_inspect_stay_within_their_reservations() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cv_run(dir.path());
+    let data = dir.path().join("data");
+    let sum = dir.path().join("predict.json");
+    let (code, _, err) = run(&[
+        "predict",
+        "--model",
+        out.join("model_bundle.json").to_str().unwrap(),
+        "--dataset",
+        data.to_str().unwrap(),
+        "--out",
+        dir.path().join("p.parquet").to_str().unwrap(),
+        "--summary",
+        sum.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let summary = read(&sum);
+    assert_eq!(stages(&summary), ["predict"]);
+    assert_eq!(over_reservation(&summary), Vec::<String>::new());
+
+    let sum = dir.path().join("inspect.json");
+    let (code, _, err) = run(&[
+        "inspect",
+        data.to_str().unwrap(),
+        "--summary",
+        sum.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let summary = read(&sum);
+    assert_eq!(stages(&summary), ["scan"]);
+    assert_eq!(over_reservation(&summary), Vec::<String>::new());
+}
