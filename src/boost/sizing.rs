@@ -1,9 +1,11 @@
 //! What training a dataset needs, worked out before any work is done, and the cache it reads.
 //!
 //! The trainer keeps O(rows) small arrays in memory and reads the binned features from a
-//! page cache on disk, one page at a time; histograms live in a pool. This module is the one
-//! place that prices those parts, so `inspect` can say which budgets work and the trainer
-//! can refuse a budget that cannot, before it starts.
+//! page cache on disk, one page at a time; histograms live in a pool. This module prices
+//! those parts, so `inspect` can say which budgets work and the trainer can refuse a budget
+//! that cannot, before it starts. (Each room prices what it allocates beside the code that
+//! allocates it: the scan in `io::scan`, the sketch in `binning`, the cross-validation's
+//! per-row state in `cv`; this is training's.)
 
 use std::path::Path;
 
