@@ -3,7 +3,7 @@
 //! Sits above cross-validation because it applies either a single model from `train` or the
 //! calibrated three-class bundle that cross-validation writes.
 
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 
 use anyhow::Context;
 
@@ -55,6 +55,91 @@ impl Predictor {
             Self::Bundle(b) => out.copy_from_slice(&b.predict(x).1),
         }
     }
+}
+
+/// The canonical form of `path`, which need not exist: its nearest existing ancestor
+/// resolved (symbolic links and all), the rest appended with `.` and `..` worked out.
+fn canonical(path: &Path) -> PathBuf {
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(path)
+    };
+    let mut rest = vec![];
+    let mut base = abs.as_path();
+    loop {
+        if let Ok(c) = base.canonicalize() {
+            let mut out = c;
+            for part in rest.iter().rev() {
+                match part {
+                    Component::ParentDir => {
+                        out.pop();
+                    }
+                    Component::CurDir => {}
+                    other => out.push(other.as_os_str()),
+                }
+            }
+            return out;
+        }
+        match (base.parent(), base.components().next_back()) {
+            (Some(parent), Some(last)) => {
+                rest.push(last);
+                base = parent;
+            }
+            _ => return abs,
+        }
+    }
+}
+
+/// Refuses an output path (`flag` names the option that set it) that is one of `files`
+/// (the dataset's files, the model) or `dataset` itself, or that lies inside `dataset` when
+/// that is a directory and `inside` says the file would matter there (a Parquet file there
+/// is read as part of the dataset next time): writing there would overwrite or add to the
+/// input. Paths are compared canonically, so a relative path, `..` or a symbolic link does
+/// not hide the clash.
+pub fn check_out_path_against(
+    out: &Path,
+    flag: &str,
+    dataset: &Path,
+    files: &[&Path],
+    inside: bool,
+) -> Result<(), InputError> {
+    let target = canonical(out);
+    for f in files.iter().chain([&dataset]) {
+        if canonical(f) == target {
+            return Err(InputError::new(format!(
+                "{flag} names a file this command reads: writing it would destroy the input"
+            ))
+            .file(out)
+            .hint(format!(
+                "write the output to a new file outside {}",
+                dataset.display()
+            )));
+        }
+    }
+    if inside && dataset.is_dir() && target.starts_with(canonical(dataset)) {
+        return Err(InputError::new(format!(
+            "{flag} lies inside the dataset directory {}: the next read of the dataset would take it for data",
+            dataset.display()
+        ))
+        .file(out)
+        .hint("write the output to a file outside the dataset directory"));
+    }
+    Ok(())
+}
+
+/// [`check_out_path_against`] the dataset's files and the model `predict` reads; any file
+/// inside the dataset directory is refused.
+pub fn check_out_path(
+    out: &Path,
+    flag: &str,
+    dataset: &Path,
+    ds: &Dataset,
+    model: &Path,
+) -> Result<(), InputError> {
+    let mut files: Vec<&Path> = ds.files.iter().map(|f| f.path.as_path()).collect();
+    files.push(model);
+    check_out_path_against(out, flag, dataset, &files, true)
 }
 
 /// Scores `ds` under the predict budget and writes `out` (Parquet): the row's gene id,

@@ -128,7 +128,21 @@ pub fn run_query(
     threads: usize,
     res: &MemoryReservation,
 ) -> anyhow::Result<QueryResult> {
-    let files = crate::io::dataset::discover(dataset)?;
+    // The dataset's merged schema (every column of any file, nullable, one type each), so
+    // files whose columns differ read as the rest of spliceboost reads them.
+    let ds = crate::io::Dataset::open_unlabelled(&crate::io::DatasetConfig {
+        path: dataset.to_path_buf(),
+        ..Default::default()
+    })?;
+    let files: Vec<std::path::PathBuf> = ds.files.iter().map(|f| f.path.clone()).collect();
+    let merged = Arc::new(arrow::datatypes::Schema::new(
+        ds.schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect::<Vec<_>>(),
+    ));
+    drop(ds);
     let budget = res.available() as usize;
     std::fs::create_dir_all(spill_dir)
         .with_context(|| format!("cannot create spill directory {}", spill_dir.display()))?;
@@ -165,9 +179,7 @@ pub fn run_query(
         let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
         let config = ListingTableConfig::new_with_multi_paths(urls)
             .with_listing_options(options)
-            .infer_schema(&ctx.state())
-            .await
-            .map_err(|e| InputError::new(format!("cannot read the schema: {e}")).file(&files[0]))?;
+            .with_schema(merged);
         ctx.register_table("dataset", Arc::new(ListingTable::try_new(config)?))?;
         let df = ctx
             .sql(sql)

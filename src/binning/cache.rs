@@ -9,6 +9,14 @@
 //! The page size does not depend on the budget, so the histograms (and the model) are the
 //! same at any budget. The budget decides how much of the cache stays resident: pages are
 //! handed back to the kernel after use when the cache does not fit.
+//!
+//! The manifest holds an XXH64 checksum of every page, of `labels.bin` and of `groups.bin`,
+//! computed as they are written. [`find`] checks the manifest's own consistency and every
+//! checksum before a cache is reused (one read of the cache, far cheaper than rebuilding
+//! it); a cache that fails is rebuilt, and the run says so on stderr. [`PageCache::labels`]
+//! and [`PageCache::groups`] check their file's checksum again when they load it, and refuse
+//! a class code above 2 or a gene index outside the manifest's genes, so that neither can
+//! reach the learner.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -19,6 +27,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sprs::CsMatViewI;
 
+use super::checksum::Xxh64;
 use super::Cuts;
 use crate::error::InputError;
 use crate::io::{decode_labels, to_f32, Dataset, GeneIndex};
@@ -28,7 +37,10 @@ use crate::memory::MemoryReservation;
 pub const PAGE_ROWS: usize = 16 * 1024;
 const FORMAT: &str = "spliceboost-bin-cache";
 // 2: a missing value is coded as the bin after the last value bin.
-const VERSION: u32 = 2;
+// 3: checksums of every page, of the labels and of the gene indices; cuts always finite.
+const VERSION: u32 = 3;
+
+const HINT: &str = "delete the cache directory; the next run rebuilds it";
 
 /// Where one page lies in `bins.bin`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +48,8 @@ pub struct PageInfo {
     pub offset: u64,
     pub rows: u32,
     pub nnz: u32,
+    /// XXH64 of the page's bytes.
+    pub checksum: u64,
 }
 
 /// `manifest.json`.
@@ -53,6 +67,9 @@ pub struct CacheManifest {
     pub genes: Vec<String>,
     pub class_counts: [u64; 3],
     pub cuts: Cuts,
+    /// XXH64 of `labels.bin` and of `groups.bin`.
+    pub labels_checksum: u64,
+    pub groups_checksum: u64,
 }
 
 impl CacheManifest {
@@ -67,6 +84,55 @@ impl CacheManifest {
         self.pages.last().map_or(0, |p| {
             p.offset + page_bytes(p.rows as usize, self.dense.len(), p.nnz as usize)
         })
+    }
+
+    /// Everything [`PageCache::open`] and [`PageCache::page`] rely on and that a build always
+    /// gives: pages of [`PAGE_ROWS`] rows (the last may be shorter) laid end to end, the
+    /// dense and sparse features together each feature once, cuts finite and strictly
+    /// increasing with at most [`super::MAX_SLOTS`] slots, zero bins where zero falls, class
+    /// counts adding up to the rows.
+    pub fn check(&self) -> Result<(), String> {
+        let n_features = self.cuts.features.len();
+        let mut offset = 0u64;
+        let mut rows = 0u64;
+        for (i, p) in self.pages.iter().enumerate() {
+            let last = i + 1 == self.pages.len();
+            if p.rows == 0 || p.rows as usize > PAGE_ROWS || (!last && p.rows as usize != PAGE_ROWS) {
+                return Err(format!("page {i} has {} rows", p.rows));
+            }
+            if p.offset != offset {
+                return Err(format!("page {i} starts at byte {}, not {offset}", p.offset));
+            }
+            if p.nnz as u64 > p.rows as u64 * self.sparse.len() as u64 {
+                return Err(format!("page {i} has {} sparse values", p.nnz));
+            }
+            offset += self.page_len(i);
+            rows += p.rows as u64;
+        }
+        if rows != self.rows {
+            return Err(format!("its pages hold {rows} rows, not {}", self.rows));
+        }
+        if self.class_counts.iter().sum::<u64>() != self.rows {
+            return Err("its class counts do not add up to its rows".into());
+        }
+        let mut seen = vec![false; n_features];
+        for &j in self.dense.iter().chain(&self.sparse) {
+            if j >= n_features || std::mem::replace(&mut seen[j], true) {
+                return Err(format!("feature {j} is out of range or stored twice"));
+            }
+        }
+        if let Some(j) = seen.iter().position(|s| !s) {
+            return Err(format!("feature {j} is not stored"));
+        }
+        for f in &self.cuts.features {
+            if f.cuts.iter().any(|c| !c.is_finite()) || f.cuts.windows(2).any(|w| w[0] >= w[1]) {
+                return Err(format!("the cuts of `{}` are not finite and increasing", f.name));
+            }
+            if f.n_slots() > super::MAX_SLOTS || f.zero_bin != f.bin(0.0) {
+                return Err(format!("the bins of `{}` are inconsistent", f.name));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -115,11 +181,103 @@ pub fn fingerprint(ds: &Dataset, max_bin: usize, sketch_size: usize) -> String {
     format!("{h:016x}")
 }
 
-/// Opens the cache in `dir` if it was built for `fingerprint`.
+/// The cache in `dir` if it was built for `fingerprint` and is whole: its manifest reads and
+/// is consistent ([`CacheManifest::check`]), and every page, `labels.bin` and `groups.bin`
+/// match their checksums. Otherwise `None`, so that the caller rebuilds it; when a cache was
+/// there but is not usable, one line on stderr says why.
 pub fn find(dir: &Path, fingerprint: &str) -> Option<CacheManifest> {
-    let text = std::fs::read_to_string(dir.join("manifest.json")).ok()?;
-    let m: CacheManifest = serde_json::from_str(&text).ok()?;
-    (m.format == FORMAT && m.version == VERSION && m.fingerprint == fingerprint).then_some(m)
+    let text = std::fs::read(dir.join("manifest.json")).ok()?;
+    let stale = |why: String| {
+        eprintln!("warning: binned cache {} {why}: rebuilding", dir.display());
+        None
+    };
+    let v: serde_json::Value = match serde_json::from_slice(&text) {
+        Ok(v) => v,
+        Err(e) => return stale(format!("has an unreadable manifest ({e})")),
+    };
+    let version = v.get("version").and_then(serde_json::Value::as_u64);
+    if v.get("format").and_then(serde_json::Value::as_str) != Some(FORMAT) || version != Some(VERSION as u64)
+    {
+        return stale(format!(
+            "is in another format (version {}; this spliceboost writes {VERSION})",
+            version.map_or("none".into(), |v| v.to_string())
+        ));
+    }
+    let m: CacheManifest = match serde_json::from_value(v) {
+        Ok(m) => m,
+        Err(e) => return stale(format!("has an unreadable manifest ({e})")),
+    };
+    if m.fingerprint != fingerprint {
+        return stale("was built for other data".into());
+    }
+    if let Err(e) = m.check() {
+        return stale(format!("has an inconsistent manifest ({e})"));
+    }
+    match verify(dir, &m) {
+        Ok(()) => Some(m),
+        Err(why) => stale(why),
+    }
+}
+
+/// Checks `bins.bin`, `labels.bin` and `groups.bin` against the manifest's sizes and
+/// checksums, reading each byte once. Pages are mapped one at a time and handed back to the
+/// kernel after they are hashed, so that the check holds no more than a page resident and
+/// allocates nothing.
+fn verify(dir: &Path, m: &CacheManifest) -> Result<(), String> {
+    let open = |name: &str, want: u64| -> Result<Option<Mmap>, String> {
+        let file = std::fs::File::open(dir.join(name)).map_err(|e| format!("cannot open {name} ({e})"))?;
+        let len = file
+            .metadata()
+            .map_err(|e| format!("cannot read {name} ({e})"))?
+            .len();
+        if len != want {
+            return Err(format!(
+                "is incomplete ({name} has {len} bytes, its manifest says {want})"
+            ));
+        }
+        if len == 0 {
+            return Ok(None);
+        }
+        // SAFETY: read-only; a file changed while it is read fails its checksum at worst.
+        let map = unsafe { Mmap::map(&file) }.map_err(|e| format!("cannot map {name} ({e})"))?;
+        let _ = map.advise(memmap2::Advice::Sequential);
+        Ok(Some(map))
+    };
+    for (name, width, want) in [
+        ("labels.bin", 1, m.labels_checksum),
+        ("groups.bin", 4, m.groups_checksum),
+    ] {
+        let len = width * m.rows;
+        if hash_range(open(name, len)?.as_ref(), 0, len as usize) != want {
+            return Err(format!("failed its checksum ({name})"));
+        }
+    }
+    let bins = open("bins.bin", m.bins_bytes())?;
+    for (i, p) in m.pages.iter().enumerate() {
+        let lo = p.offset as usize;
+        if hash_range(bins.as_ref(), lo, lo + m.page_len(i) as usize) != p.checksum {
+            return Err(format!("failed its checksum (page {i})"));
+        }
+    }
+    Ok(())
+}
+
+/// XXH64 of `map[lo..hi]` (of nothing without a map), read in steps of 8 MiB that are handed
+/// back to the kernel once hashed.
+fn hash_range(map: Option<&Mmap>, lo: usize, hi: usize) -> u64 {
+    const STEP: usize = 8 << 20;
+    let mut h = Xxh64::new(0);
+    if let Some(map) = map {
+        let mut at = lo;
+        while at < hi {
+            let end = (at + STEP).min(hi);
+            h.update(&map[at..end]);
+            // SAFETY: a read-only shared file map; dropped pages are read again from the file.
+            let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, at, end - at) };
+            at = end;
+        }
+    }
+    h.digest()
 }
 
 /// Bytes the writer holds besides the scan: one page and one batch of codes.
@@ -152,21 +310,25 @@ impl PageBuilder {
         CsMatViewI::<u8, u32, u32>::try_new((rows, n_sparse), &self.indptr, &self.indices, &self.data)
             .map_err(|(_, _, _, e)| anyhow::anyhow!("internal: malformed sparse page: {e}"))?;
         let n_dense_bytes = self.dense.len();
-        out.write_all(&self.dense)?;
-        out.write_all(&vec![0u8; align(n_dense_bytes, 4) - n_dense_bytes])?;
-        for v in &self.indptr {
-            out.write_all(&v.to_le_bytes())?;
-        }
-        for v in &self.indices {
-            out.write_all(&v.to_le_bytes())?;
-        }
-        out.write_all(&self.data)?;
         let written = align(n_dense_bytes, 4) + 4 * (rows + 1) + 5 * self.data.len();
-        out.write_all(&vec![0u8; align(written, 8) - written])?;
+        // The page's bytes, in order, each hashed as it is written.
+        let mut hash = Xxh64::new(0);
+        for part in [
+            &self.dense[..],
+            &ZEROS[..align(n_dense_bytes, 4) - n_dense_bytes],
+            le_bytes(&self.indptr),
+            le_bytes(&self.indices),
+            &self.data,
+            &ZEROS[..align(written, 8) - written],
+        ] {
+            out.write_all(part)?;
+            hash.update(part);
+        }
         let info = PageInfo {
             offset: *offset,
             rows: rows as u32,
             nnz: self.data.len() as u32,
+            checksum: hash.digest(),
         };
         *offset += align(written, 8) as u64;
         self.dense.clear();
@@ -176,6 +338,21 @@ impl PageBuilder {
         self.rows = 0;
         Ok(info)
     }
+}
+
+const ZEROS: [u8; 8] = [0; 8];
+
+// The cache's integers are little-endian, written and read in place.
+const _: () = assert!(
+    cfg!(target_endian = "little"),
+    "the binned cache is little-endian"
+);
+
+/// The bytes of `v`, little-endian like the cache format.
+fn le_bytes(v: &[u32]) -> &[u8] {
+    // SAFETY: any u32 is 4 initialised bytes, u8 needs no alignment, and the target is
+    // little-endian (asserted above).
+    unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
 }
 
 /// Writes the cache for `ds` binned by `cuts` into `dir` (through a temporary directory
@@ -218,6 +395,7 @@ pub fn build(
     let mut offset = 0u64;
     let mut counts = [0u64; 3];
     let (mut labels, mut groups) = (vec![], vec![]);
+    let (mut labels_hash, mut groups_hash) = (Xxh64::new(0), Xxh64::new(0));
     // The scan sizes its batches from what is left; an eighth of that stays for the gene
     // index, which grows as genes are met (about 64 bytes a gene).
     let scan = scan.with_max_bytes((res.available() - res.available() / 8).max(min_scan));
@@ -238,9 +416,9 @@ pub fn build(
             counts[l as usize] += 1;
         }
         labels_out.write_all(&labels)?;
-        for g in &groups {
-            groups_out.write_all(&g.to_le_bytes())?;
-        }
+        labels_hash.update(&labels);
+        groups_out.write_all(le_bytes(&groups))?;
+        groups_hash.update(le_bytes(&groups));
         // Codes per feature, column-major, converted in parallel.
         let codes: Vec<Vec<u8>> = (0..feats.len())
             .into_par_iter()
@@ -284,6 +462,8 @@ pub fn build(
         genes: genes.names().to_vec(),
         class_counts: counts,
         cuts: cuts.clone(),
+        labels_checksum: labels_hash.digest(),
+        groups_checksum: groups_hash.digest(),
     };
     std::fs::write(tmp.path().join("manifest.json"), serde_json::to_vec(&manifest)?)?;
     if dir.exists() {
@@ -365,7 +545,7 @@ impl PageCache {
         if file.metadata()?.len() != manifest.bins_bytes() {
             return Err(InputError::new("the page cache is incomplete")
                 .file(&path)
-                .hint("delete the cache directory; the next run rebuilds it")
+                .hint(HINT)
                 .into());
         }
         // SAFETY: the cache is written once under a temporary name and never modified in
@@ -408,7 +588,7 @@ impl PageCache {
             |(_, _, _, e)| {
                 InputError::new(format!("page {i} of the cache is corrupt: {e}"))
                     .file(self.dir.join("bins.bin"))
-                    .hint("delete the cache directory; the next run rebuilds it")
+                    .hint(HINT)
             },
         )?;
         let first_row = i as u64 * PAGE_ROWS as u64;
@@ -440,25 +620,59 @@ impl PageCache {
         };
     }
 
-    /// Class codes of every row.
-    pub fn labels(&self) -> anyhow::Result<Vec<u8>> {
-        let v = std::fs::read(self.dir.join("labels.bin"))?;
-        anyhow::ensure!(
-            v.len() as u64 == self.manifest.rows,
-            "labels.bin does not match the cache manifest"
-        );
+    /// Reads `name`, which must have `len` bytes and match checksum `want`.
+    fn read_checked(&self, name: &str, len: u64, want: u64) -> anyhow::Result<Vec<u8>> {
+        let path = self.dir.join(name);
+        let bad = |m: String| InputError::new(m).file(&path).hint(HINT);
+        let v = std::fs::read(&path).map_err(|e| bad(format!("cannot read the binned cache: {e}")))?;
+        if v.len() as u64 != len {
+            return Err(bad(format!("{} bytes where the cache manifest says {len}", v.len())).into());
+        }
+        if super::checksum::xxh64(&v) != want {
+            return Err(bad("does not match its checksum in the cache manifest".into()).into());
+        }
         Ok(v)
     }
 
-    /// Gene index of every row.
+    /// Class codes of every row, checked against the manifest's checksum; a code above 2 is
+    /// refused.
+    pub fn labels(&self) -> anyhow::Result<Vec<u8>> {
+        let m = &self.manifest;
+        let v = self.read_checked("labels.bin", m.rows, m.labels_checksum)?;
+        if let Some(i) = v.iter().position(|&c| c > 2) {
+            return Err(InputError::new(format!(
+                "class code {} in the binned cache; codes are 0, 1 and 2",
+                v[i]
+            ))
+            .file(self.dir.join("labels.bin"))
+            .row(i as u64)
+            .hint(HINT)
+            .into());
+        }
+        Ok(v)
+    }
+
+    /// Gene index of every row, checked against the manifest's checksum; an index outside
+    /// the manifest's genes is refused.
     pub fn groups(&self) -> anyhow::Result<Vec<u32>> {
-        let v = std::fs::read(self.dir.join("groups.bin"))?;
-        anyhow::ensure!(
-            v.len() as u64 == 4 * self.manifest.rows,
-            "groups.bin does not match the cache manifest"
-        );
-        Ok(v.chunks_exact(4)
+        let m = &self.manifest;
+        let bytes = self.read_checked("groups.bin", 4 * m.rows, m.groups_checksum)?;
+        let genes = m.genes.len();
+        let v: Vec<u32> = bytes
+            .chunks_exact(4)
             .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
+            .collect();
+        drop(bytes);
+        if let Some(i) = v.iter().position(|&g| g as usize >= genes) {
+            return Err(InputError::new(format!(
+                "gene index {} in the binned cache, which lists {genes} genes",
+                v[i]
+            ))
+            .file(self.dir.join("groups.bin"))
+            .row(i as u64)
+            .hint(HINT)
+            .into());
+        }
+        Ok(v)
     }
 }

@@ -6,8 +6,15 @@
 //! split "bin ≤ b goes left" is the threshold test `x < cuts[b]`, XGBoost's own rule; missing
 //! values (null or NaN) have a bin of their own. The second pass ([`cache`]) writes every
 //! row's bins into a page cache on disk that training reads memory-mapped.
+//!
+//! Cuts are always finite, so that every split threshold is an ordinary number in a saved
+//! model and in XGBoost's format: +inf falls in the top bin and -inf in the bottom one (a
+//! candidate cut at ±inf is clamped to ±`f32::MAX`, or dropped when that repeats the cut
+//! before it); NaN stays a missing value.
 
 pub mod cache;
+pub mod checksum;
+pub mod json_float;
 mod sketch;
 
 pub use sketch::QuantileSketch;
@@ -27,7 +34,8 @@ pub const SPARSE_ZERO_FRACTION: f64 = 0.75;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeatureBins {
     pub name: String,
-    /// Ascending; value bin `b` holds `[cuts[b-1], cuts[b])`.
+    /// Strictly ascending and finite; value bin `b` holds `[cuts[b-1], cuts[b])`.
+    #[serde(with = "json_float::f32s")]
     pub cuts: Vec<f32>,
     /// Missing values were seen: code `n_bins()` means missing (so at most 255 value bins).
     pub has_missing: bool,
@@ -136,11 +144,11 @@ impl Acc {
         } else {
             max_bin.min(256)
         };
-        let cuts = match &self.distinct {
+        let cuts = finite_cuts(match &self.distinct {
             // Few distinct values: one bin each.
             Some(d) if d.len() <= bins => d.iter().skip(1).copied().collect(),
             _ => quantile_cuts(&self.sketch, bins),
-        };
+        });
         let present = self.sketch.count();
         let mut fb = FeatureBins {
             name: name.to_string(),
@@ -156,6 +164,23 @@ impl Acc {
         fb.sparse = total > 0 && self.zeros as f64 >= SPARSE_ZERO_FRACTION * total as f64;
         fb
     }
+}
+
+/// `cuts` (ascending) with ±inf clamped to ±`f32::MAX` and any cut that no longer exceeds
+/// the one before dropped: a threshold is always a finite number, +inf still lands in the
+/// top bin (above `f32::MAX`'s cut) and -inf in the bottom one.
+fn finite_cuts(cuts: Vec<f32>) -> Vec<f32> {
+    let mut out: Vec<f32> = Vec::with_capacity(cuts.len());
+    for c in cuts {
+        if c.is_nan() {
+            continue;
+        }
+        let c = c.clamp(-f32::MAX, f32::MAX);
+        if out.last().is_none_or(|&p| p < c) {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Up to `bins - 1` strictly increasing cuts at evenly spaced ranks of the sketch.
@@ -277,6 +302,45 @@ mod tests {
         let values: Vec<f32> = (0..10_000).map(|i| ((i * 37) % 1000) as f32 / 7.0).collect();
         let fb = fit(&values, 32);
         assert!(fb.n_bins() <= 32 && fb.n_bins() > 16);
+        for b in 0..fb.n_bins() - 1 {
+            for &x in &values {
+                assert_eq!(fb.bin(x) as usize <= b, x < fb.threshold(b));
+            }
+        }
+    }
+
+    #[test]
+    fn infinities_get_finite_cuts_and_the_end_bins() {
+        // Few distinct values: +inf would have been a cut of its own.
+        let fb = fit(&[0.0, 1.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, 1.0], 256);
+        assert_eq!(fb.cuts, vec![0.0, 1.0, f32::MAX]);
+        assert_eq!(
+            (
+                fb.bin(f32::NEG_INFINITY),
+                fb.bin(0.0),
+                fb.bin(1.0),
+                fb.bin(f32::INFINITY)
+            ),
+            (0, 1, 2, 3)
+        );
+        assert_eq!(fb.bin(f32::NAN), fb.missing_code());
+        // f32::MAX itself is a value: +inf shares its bin.
+        let fb = fit(&[0.0, f32::MAX, f32::INFINITY], 256);
+        assert_eq!(fb.cuts, vec![f32::MAX]);
+        assert_eq!(fb.bin(f32::INFINITY), 1);
+        // Quantile cuts, a third of the values infinite.
+        let values: Vec<f32> = (0..30_000)
+            .map(|i| match i % 3 {
+                0 => f32::INFINITY,
+                1 => f32::NEG_INFINITY,
+                _ => (i % 1000) as f32,
+            })
+            .collect();
+        let fb = fit(&values, 16);
+        assert!(fb.cuts.iter().all(|c| c.is_finite()), "{:?}", fb.cuts);
+        assert!(fb.cuts.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(fb.bin(f32::NEG_INFINITY), 0);
+        assert_eq!(fb.bin(f32::INFINITY) as usize, fb.n_bins() - 1);
         for b in 0..fb.n_bins() - 1 {
             for &x in &values {
                 assert_eq!(fb.bin(x) as usize <= b, x < fb.threshold(b));

@@ -7,18 +7,24 @@ use serde_json::{json, Value};
 
 use super::tree::Tree;
 use super::{Objective, TrainParams};
+use crate::binning::json_float;
 use crate::error::InputError;
 
 const FORMAT: &str = "spliceboost-model";
 /// Bumped whenever a saved model would be read differently.
 pub const MODEL_VERSION: u32 = 1;
 
-/// One boosting round's figures.
+/// One boosting round's figures. A metric can be NaN (an AUC on a validation split of one
+/// class) or infinite; it is written as `"NaN"` or `"Infinity"` ([`json_float`]), so that the
+/// model still reads back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IterLog {
     pub iteration: usize,
+    #[serde(with = "json_float::one_f64")]
     pub train_loss: f64,
+    #[serde(with = "json_float::opt_f64")]
     pub valid_score: Option<f64>,
+    #[serde(with = "json_float::one_f64")]
     pub seconds: f64,
 }
 
@@ -41,10 +47,12 @@ pub struct Model {
     pub version: u32,
     pub objective: Objective,
     pub class: String,
+    #[serde(with = "json_float::one_f32")]
     pub base_margin: f32,
     pub features: Vec<String>,
     pub params: TrainParams,
     pub best_iteration: Option<usize>,
+    #[serde(with = "json_float::opt_f64")]
     pub best_score: Option<f64>,
     pub log: Vec<IterLog>,
     pub trees: Vec<Tree>,
@@ -84,8 +92,15 @@ impl Model {
         self.objective.transform(self.predict_margin(x))
     }
 
-    /// Writes the model as JSON, atomically.
+    /// Writes the model as JSON, atomically. A model that [`Self::load`] would refuse is not
+    /// written: that is an internal failure.
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        self.check().map_err(|e| {
+            anyhow::anyhow!(
+                "internal: the trained model is malformed ({e}); not writing {}",
+                path.display()
+            )
+        })?;
         crate::io::write_atomic(path, |w| Ok(serde_json::to_writer(w, self)?))
     }
 
@@ -114,11 +129,28 @@ impl Model {
         Ok(m)
     }
 
-    /// Checks every tree completely, so that prediction can neither panic nor loop: arrays of
-    /// one length, at least one node, every inner node's children after it (so no path can
-    /// come back) and inside the tree, leaves marked on both sides, split features inside the
-    /// model's features.
+    /// Checks the model completely, so that prediction can neither panic nor loop and every
+    /// number it writes (here and in XGBoost's format) is finite: the parameters valid, the
+    /// objective and class those of the parameters, the base margin finite, feature names
+    /// unique; in every tree, arrays of one length, at least one node, every inner node's
+    /// children after it (so no path can come back) and inside the tree, each node but the
+    /// root the child of exactly one node (its `parent`), leaves marked on both sides, split
+    /// features inside the model's features, thresholds, values, gains and covers finite.
     pub fn check(&self) -> Result<(), String> {
+        self.params
+            .validate()
+            .map_err(|(key, m)| format!("parameter `{key}`: {m}"))?;
+        if self.objective != self.params.objective || self.class != self.params.class {
+            return Err("its objective or class differs from its parameters'".into());
+        }
+        if !self.base_margin.is_finite() {
+            return Err(format!("base margin {}", self.base_margin));
+        }
+        let mut names: Vec<&str> = self.features.iter().map(String::as_str).collect();
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(format!("feature `{}` is listed twice", w[0]));
+        }
         for (i, t) in self.trees.iter().enumerate() {
             t.check(self.features.len())
                 .map_err(|e| format!("tree {i}: {e}"))?;
@@ -251,5 +283,6 @@ pub(crate) fn versioned<T: serde::de::DeserializeOwned>(
         .hint(hint)
         .into());
     }
-    Ok(serde_json::from_value(v).map_err(|e| bad(format!("malformed {what}: {e}")))?)
+    // The error names the field, e.g. `trees[3].threshold[5]: invalid type: null`.
+    Ok(serde_path_to_error::deserialize(v).map_err(|e| bad(format!("malformed {what}: {e}")))?)
 }

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::hist::{GradPair, Histogram};
-use crate::binning::Cuts;
+use crate::binning::{json_float, Cuts};
 
 /// The regularisation that split finding and leaf weights use.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -108,7 +108,13 @@ pub fn best_split(
     best.filter(|s| s.loss_change > p.gamma.max(1e-6))
 }
 
+/// The parent of the root, as XGBoost writes it.
+pub const NO_PARENT: i32 = i32::MAX;
+
 /// A tree in XGBoost's array layout: node 0 is the root; a leaf has `left == -1`.
+///
+/// Floats are written explicitly ([`crate::binning::json_float`]), though [`Tree::check`]
+/// refuses any that is not finite: a threshold is a cut, and cuts are finite.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tree {
     pub left: Vec<i32>,
@@ -117,11 +123,15 @@ pub struct Tree {
     pub feature: Vec<u32>,
     /// Value bins `0..=split_bin` go left: the same test as `x < threshold`.
     pub split_bin: Vec<u16>,
+    #[serde(with = "json_float::f32s")]
     pub threshold: Vec<f32>,
     pub default_left: Vec<bool>,
     /// A leaf's output (learning rate applied); an inner node's weight, for reference.
+    #[serde(with = "json_float::f32s")]
     pub value: Vec<f32>,
+    #[serde(with = "json_float::f32s")]
     pub loss_change: Vec<f32>,
+    #[serde(with = "json_float::f32s")]
     pub sum_hess: Vec<f32>,
 }
 
@@ -131,7 +141,7 @@ impl Tree {
         Self {
             left: vec![-1],
             right: vec![-1],
-            parent: vec![i32::MAX],
+            parent: vec![NO_PARENT],
             feature: vec![0],
             split_bin: vec![0],
             threshold: vec![0.0],
@@ -199,12 +209,24 @@ impl Tree {
         if let Some((name, len)) = lengths.iter().find(|(_, l)| *l != n) {
             return Err(format!("`{name}` has {len} entries for {n} nodes"));
         }
+        if self.parent[0] != NO_PARENT {
+            return Err(format!("the root has parent {}, not {NO_PARENT}", self.parent[0]));
+        }
+        // Every node but the root is the child of exactly one node, which comes before it:
+        // the nodes form one tree, and no path can loop.
+        let mut has_parent = vec![false; n];
         for k in 0..n {
             let (l, r) = (self.left[k], self.right[k]);
-            if l == -1 && r == -1 {
-                if !self.value[k].is_finite() {
-                    return Err(format!("leaf {k} has a non-finite value"));
+            for (name, v) in [
+                ("value", self.value[k]),
+                ("loss_change", self.loss_change[k]),
+                ("sum_hess", self.sum_hess[k]),
+            ] {
+                if !v.is_finite() {
+                    return Err(format!("node {k} has a non-finite {name} ({v})"));
                 }
+            }
+            if l == -1 && r == -1 {
                 continue;
             }
             for c in [l, r] {
@@ -213,9 +235,15 @@ impl Tree {
                         "node {k} has child {c}: children must come after their node and inside the tree's {n} nodes"
                     ));
                 }
-            }
-            if l == r {
-                return Err(format!("node {k} has both children at {l}"));
+                if std::mem::replace(&mut has_parent[c as usize], true) {
+                    return Err(format!("node {c} is the child of two nodes"));
+                }
+                if self.parent[c as usize] != k as i32 {
+                    return Err(format!(
+                        "node {c} is a child of node {k} but names parent {}",
+                        self.parent[c as usize]
+                    ));
+                }
             }
             if self.feature[k] as usize >= features {
                 return Err(format!(
@@ -223,9 +251,15 @@ impl Tree {
                     self.feature[k]
                 ));
             }
-            if self.threshold[k].is_nan() {
-                return Err(format!("node {k} has no threshold"));
+            if !self.threshold[k].is_finite() {
+                return Err(format!(
+                    "node {k} has a non-finite threshold ({})",
+                    self.threshold[k]
+                ));
             }
+        }
+        if let Some(k) = (1..n).find(|&k| !has_parent[k]) {
+            return Err(format!("node {k} is not reachable from the root"));
         }
         Ok(())
     }

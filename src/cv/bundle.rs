@@ -9,8 +9,10 @@ use serde_json::Value;
 
 use crate::boost::Model;
 use crate::error::InputError;
-use crate::eval::calibrate::ClassCalibration;
+use crate::eval::calibrate::{ClassCalibration, Method, Mode};
 use crate::io::CLASS_NAMES;
+
+use super::CvParams;
 
 pub const FORMAT: &str = "spliceboost-bundle";
 pub const VERSION: u32 = 1;
@@ -57,7 +59,14 @@ impl Bundle {
         Ok(b)
     }
 
+    /// Everything `predict` relies on: three classes by code, a model per class (each
+    /// complete, [`Model::check`]) reading the bundle's features, and the calibration the
+    /// config asked for: none when `cv.calibration = "none"`, else calibrators of that method
+    /// in `cv.calibration_mode`, each complete ([`ClassCalibration::check`]).
     fn check(&self) -> Result<(), String> {
+        if self.classes != CLASS_NAMES {
+            return Err(format!("classes {:?}, not {CLASS_NAMES:?}", self.classes));
+        }
         if self.models.len() != 3 || self.models.iter().any(Vec::is_empty) {
             return Err("a bundle needs at least one model for each of the three classes".into());
         }
@@ -72,10 +81,52 @@ impl Bundle {
                 if m.class != CLASS_NAMES[c] {
                     return Err(format!("slot `{}` holds a `{}` model", CLASS_NAMES[c], m.class));
                 }
-                m.check()?;
+                m.check()
+                    .map_err(|e| format!("a `{}` model: {e}", CLASS_NAMES[c]))?;
+            }
+        }
+        let cv = self.cv_params()?;
+        match (&self.calibration, cv.calibration) {
+            (None, Method::None) => {}
+            (None, m) => {
+                return Err(format!(
+                    "no calibration, but its config says `cv.calibration = \"{}\"`",
+                    format!("{m:?}").to_lowercase()
+                ))
+            }
+            (Some(_), Method::None) => {
+                return Err("a calibration, but its config says `cv.calibration = \"none\"`".into())
+            }
+            (Some(cal), m) => {
+                if cal.mode() != cv.calibration_mode {
+                    let name = |m: Mode| match m {
+                        Mode::PerClass => "per_class",
+                        Mode::Splice => "splice",
+                    };
+                    return Err(format!(
+                        "calibration mode `{}`, but its config says `cv.calibration_mode = \"{}\"`",
+                        name(cal.mode()),
+                        name(cv.calibration_mode)
+                    ));
+                }
+                cal.check(m).map_err(|e| format!("calibration: {e}"))?;
             }
         }
         Ok(())
+    }
+
+    /// The `[cv]` section of the bundle's config (its defaults when there is none).
+    fn cv_params(&self) -> Result<CvParams, String> {
+        let bad = |e: String| format!("its config is not a valid spliceboost config: {e}");
+        let table: toml::Table =
+            toml::from_str(&self.config_toml).map_err(|e| bad(e.message().to_string()))?;
+        match table.get("cv") {
+            Some(cv) => cv
+                .clone()
+                .try_into()
+                .map_err(|e: toml::de::Error| bad(format!("[cv]: {}", e.message()))),
+            None => Ok(CvParams::default()),
+        }
     }
 
     /// Class probabilities of one row (features in [`Self::features`] order, NaN missing):

@@ -20,7 +20,7 @@ pub use bundle::Bundle;
 pub use folds::{Folds, EXCLUDED};
 
 pub use evaluate::{BaseVsMeta, ImportanceSum, PartReport, Report};
-pub use outputs::{fold_header, fold_row, ranked};
+pub use outputs::{fold_header, fold_row, is_fold_file, ranked};
 
 use crate::boost::progress::tree_bar;
 use crate::boost::sizing::binned_cache;
@@ -181,6 +181,71 @@ pub struct CvOutcome {
     pub pooled: crate::eval::Metrics,
     pub refit_trees: [usize; 3],
     pub base_compared: bool,
+    /// Why the base-vs-meta comparison was skipped, when it was.
+    pub base_skipped: Option<String>,
+}
+
+/// A test hook: when the environment variable `SPLICEBOOST_TEST_PAUSE_AT` names `point`,
+/// says so on standard error and waits (at most five minutes) to be killed, so that tests
+/// can kill a run at a known point. Points: `fold` (the first fold model trained), `oof`
+/// (`oof_predictions.parquet` written), `refit` (the first final model trained), `publish`
+/// (the first output moved into place). Does nothing when the variable is unset.
+#[doc(hidden)]
+pub fn pause_point(point: &str) {
+    if std::env::var_os("SPLICEBOOST_TEST_PAUSE_AT").is_some_and(|v| v == point) {
+        eprintln!("paused at {point}");
+        std::thread::sleep(std::time::Duration::from_secs(300));
+    }
+}
+
+/// Refuses a group column that cannot name genes: floating-point or boolean values would
+/// make each distinct number (or two values) a "gene", and the folds meaningless.
+pub fn check_group_column(ds: &Dataset) -> Result<(), InputError> {
+    use arrow::datatypes::DataType;
+    let Ok(field) = ds.schema.field_with_name(&ds.roles.group) else {
+        return Ok(());
+    };
+    let dt = match field.data_type() {
+        DataType::Dictionary(_, v) => v.as_ref(),
+        t => t,
+    };
+    let unusable = dt.is_floating()
+        || matches!(
+            dt,
+            DataType::Boolean | DataType::Decimal128(..) | DataType::Decimal256(..)
+        );
+    if unusable {
+        return Err(InputError::new(format!(
+            "the group column holds {dt} values, which cannot name genes: gene-wise folds need a gene id per row"
+        ))
+        .file(&ds.files[0].path)
+        .column(&ds.roles.group)
+        .hint("set `dataset.group` to the gene id column (strings or integers), such as `gene_id`"));
+    }
+    Ok(())
+}
+
+/// The class codes and gene indices of the binned cache, with the file named when they
+/// cannot be read.
+pub(crate) fn cache_rows(pages: &crate::binning::cache::PageCache) -> anyhow::Result<(Vec<u8>, Vec<u32>)> {
+    let locate = |e: anyhow::Error, name: &str| -> anyhow::Error {
+        let io = e.chain().find_map(|c| c.downcast_ref::<std::io::Error>());
+        if io.is_none() && crate::error::exit_code(&e) == 2 {
+            // Already says where and what to do.
+            return e;
+        }
+        let cause = match io {
+            Some(io) => format!("cannot read the binned cache: {io}"),
+            None => format!("the binned cache is damaged: {e:#}"),
+        };
+        InputError::new(cause)
+            .file(pages.dir.join(name))
+            .hint("delete the cache directory; the next run rebuilds it")
+            .into()
+    };
+    let labels = pages.labels().map_err(|e| locate(e, "labels.bin"))?;
+    let groups = pages.groups().map_err(|e| locate(e, "groups.bin"))?;
+    Ok((labels, groups))
 }
 
 /// Refuses an out_dir that holds a previous run's results unless `overwrite`.
@@ -231,40 +296,80 @@ pub fn cv_job(
     let ctx = job.stages;
     let seed = job.seed;
     let ds = Dataset::open(job.dataset)?;
+    check_group_column(&ds)?;
     let missing: Vec<&str> = BASE_COLUMNS
         .iter()
         .copied()
         .filter(|c| !ds.roles.features.iter().any(|f| f.name == *c))
         .collect();
     let has_base = missing.is_empty();
+    let mut base_skipped = None;
     if !has_base {
-        eprintln!(
-            "warning: the dataset has no base-model score column {}: the base-vs-meta comparison is skipped",
+        let why = format!(
+            "the dataset has no base-model score column {}",
             missing.join(", ")
         );
+        eprintln!("warning: {why}: the base-vs-meta comparison is skipped");
+        base_skipped = Some(why);
     }
     let n = ds.rows() as usize;
+    // Everything that can be priced before any work is: a budget found too small after
+    // the folds trained would waste them.
     let cv_budget = ctx.budget("cv");
     let need = n as u64 * CV_BYTES_PER_ROW;
+    let too_small = |stage: &str, needed: u64, budget: u64, what: String| MemoryError::TooSmall {
+        stage: stage.into(),
+        key: format!("memory.{stage}"),
+        needed,
+        budget,
+        what,
+    };
     if need > cv_budget {
-        return Err(MemoryError::TooSmall {
-            stage: "cv".into(),
-            key: "memory.cv".into(),
-            needed: need,
-            budget: cv_budget,
-            what: format!("labels, folds and out-of-fold predictions for {n} rows"),
+        return Err(too_small(
+            "cv",
+            need,
+            cv_budget,
+            format!("labels, folds and out-of-fold predictions for {n} rows"),
+        )
+        .into());
+    }
+    if has_base {
+        // The base scores are read under the cv reservation, beside the per-row state.
+        let (scan, what) = ds
+            .scan()
+            .with_columns(&BASE_COLUMNS)
+            .with_extra_row_bytes(4)
+            .min_bytes();
+        if need + scan > cv_budget {
+            return Err(too_small(
+                "cv",
+                need + scan,
+                cv_budget,
+                format!("labels, folds and out-of-fold predictions for {n} rows, and {what} to read the base scores"),
+            )
+            .into());
         }
+    }
+    let (oof_need, oof_what) = outputs::oof_bytes(&ds, cv.calibration != Method::None);
+    if oof_need > ctx.budget("scan") {
+        return Err(too_small(
+            "scan",
+            oof_need,
+            ctx.budget("scan"),
+            format!("writing oof_predictions.parquet: {oof_what}"),
+        )
         .into());
     }
     ctx.stage("cv", |res| {
         res.try_grow(need)?;
-        let (pages, reused) = binned_cache(ctx, &ds, params, &job.cache_root)?;
+        let (pages, reused) = binned_cache(ctx, &ds, params, &job.cache_root).map_err(|e| {
+            crate::error::locate_io(e, &job.cache_root, "cannot build or read the binned page cache")
+        })?;
         if !quiet && reused {
             eprintln!("cv: binned cache reused");
         }
         let genes = pages.manifest.genes.clone();
-        let labels = pages.labels()?;
-        let groups = pages.groups()?;
+        let (labels, groups) = cache_rows(&pages)?;
         let mut fold = vec![0u8; n];
         // Rows the filter keeps: marked now, turned into folds below.
         if let Some(filter) = &cv.filter {
@@ -303,11 +408,45 @@ pub fn cv_job(
             }
         }
         check_classes(&labels, &fold, cv.n_folds)?;
-        let base = if has_base {
+        let kept = fold.iter().filter(|&&f| f != EXCLUDED).count() as u64;
+        let eval_need = kept * evaluate::EVAL_BYTES_PER_ROW;
+        if eval_need > ctx.budget("eval") {
+            return Err(too_small(
+                "eval",
+                eval_need,
+                ctx.budget("eval"),
+                format!("scoring {kept} out-of-fold predictions"),
+            )
+            .into());
+        }
+        let mut class_rows = vec![[0u64; 3]; genes.len()];
+        for ((&f, &g), &l) in fold.iter().zip(&groups).zip(&labels) {
+            if f != EXCLUDED {
+                class_rows[g as usize][l as usize] += 1;
+            }
+        }
+        let member_of = ensemble_members(&genes, &class_rows, cv.ensemble_size, seed)?;
+        let mut base = if has_base {
             Some(read_base(&ds, res)?)
         } else {
             None
         };
+        if let Some(b) = &base {
+            // A score column with no value in any kept row would make every base figure NaN.
+            let empty: Vec<String> = (0..3)
+                .filter(|&c| fold.iter().zip(&b[c]).all(|(&f, v)| f == EXCLUDED || v.is_nan()))
+                .map(|c| format!("`{}`", BASE_COLUMNS[c]))
+                .collect();
+            if !empty.is_empty() {
+                let why = format!(
+                    "the base-model score column {} is null or NaN in every row",
+                    empty.join(", ")
+                );
+                eprintln!("warning: {why}: the base-vs-meta comparison is skipped");
+                base_skipped = Some(why);
+                base = None;
+            }
+        }
         let mut st = RowState {
             labels,
             groups,
@@ -376,6 +515,7 @@ pub fn cv_job(
                 ff.trees[c] = model.trees.len();
                 ff.best_iteration[c] = model.best_iteration;
                 importance.add(c, &model);
+                pause_point("fold");
                 if !quiet {
                     let line = format!(
                         "fold {}/{} {class:>8}: {} trees{}",
@@ -401,14 +541,11 @@ pub fn cv_job(
 
         let report = ctx.stage("eval", |r| evaluate::evaluate(&mut st, &folds, cv, &fits, r))?;
         ctx.stage("scan", |r| outputs::write_oof(&ds, &st, &genes, out_dir, r))?;
+        pause_point("oof");
 
         // The final model: every kept gene, as many trees as the folds found best.
         let refit_trees: [usize; 3] = std::array::from_fn(|c| refit_rounds(&fits, c, params.n_estimators));
         let k = cv.ensemble_size;
-        let member_of: Vec<u8> = genes
-            .iter()
-            .map(|g| ((gene_draw(seed ^ 0xE45E, g) * k as f64) as usize).min(k - 1) as u8)
-            .collect();
         let bar = tree_bar(
             !quiet && job.progress,
             (k * refit_trees.iter().sum::<usize>()) as u64,
@@ -425,7 +562,7 @@ pub fn cv_job(
                 let model = ctx.stage("train", |r| {
                     let roles: Vec<Role> = (0..n)
                         .map(|i| {
-                            if st.fold[i] != EXCLUDED && member_of[st.groups[i] as usize] as usize == m {
+                            if st.fold[i] != EXCLUDED && member_of[st.groups[i] as usize] == m {
                                 Role::Train
                             } else {
                                 Role::Skip
@@ -435,6 +572,7 @@ pub fn cv_job(
                     Ok(fit(&pages, &st.labels, &roles, &p, seed, r, |_| bar.inc(1))?.model)
                 })?;
                 members.push(model);
+                pause_point("refit");
             }
         }
         bar.finish_and_clear();
@@ -449,17 +587,70 @@ pub fn cv_job(
             pooled: report.pooled.meta.metrics.clone(),
             refit_trees,
             base_compared: st.base.is_some(),
+            base_skipped,
         };
         Ok((outcome, report, importance, genes))
     })
     .and_then(|(outcome, report, importance, genes)| {
-        outputs::write_tables(out_dir, &report, &importance, &genes, cv.n_folds)?;
+        outputs::write_tables(out_dir, &report, &importance, &genes)?;
         Ok(CvResult {
             outcome,
             report,
             importance,
         })
     })
+}
+
+/// The ensemble member (sub-model) each gene trains, by a seeded hash of its id; refused
+/// before any model trains when some member would lack a class's rows (its one-vs-rest model
+/// could not train), with the largest `cv.ensemble_size` that works.
+fn ensemble_members(
+    genes: &[String],
+    class_rows: &[[u64; 3]],
+    k: usize,
+    seed: u64,
+) -> Result<Vec<usize>, InputError> {
+    let draws: Vec<f64> = genes.iter().map(|g| gene_draw(seed ^ 0xE45E, g)).collect();
+    let member = |d: f64, k: usize| ((d * k as f64) as usize).min(k - 1);
+    // The first member without some class's rows, and that class.
+    let lacking = |k: usize| -> Option<(usize, usize)> {
+        let mut per = vec![[0u64; 3]; k];
+        for (d, rows) in draws.iter().zip(class_rows) {
+            for (m, r) in per[member(*d, k)].iter_mut().zip(rows) {
+                *m += r;
+            }
+        }
+        per.iter()
+            .enumerate()
+            .find_map(|(m, rows)| rows.iter().position(|&r| r == 0).map(|c| (m, c)))
+    };
+    let kept = class_rows.iter().filter(|r| r.iter().any(|&x| x > 0)).count();
+    // Checked before `lacking(k)`, which allocates per member.
+    let why = if k > kept {
+        Some(format!(
+            "asks for more sub-models than the {kept} genes the run keeps"
+        ))
+    } else {
+        lacking(k).map(|(m, c)| {
+            format!(
+                "leaves sub-model {m} without `{}` rows: none of the {kept} genes the run keeps that have such rows falls to it",
+                CLASS_NAMES[c]
+            )
+        })
+    };
+    if let Some(why) = why {
+        let best = (1..k.min(kept + 1))
+            .rev()
+            .find(|&j| lacking(j).is_none())
+            .unwrap_or(1);
+        return Err(InputError::new(format!(
+            "`cv.ensemble_size` = {k} {why} (genes go to sub-models by a seeded hash of their id)"
+        ))
+        .hint(format!(
+            "lower `cv.ensemble_size` to {best}, the largest size below {k} that gives every sub-model rows of each class"
+        )));
+    }
+    Ok(draws.iter().map(|&d| member(d, k)).collect())
 }
 
 /// Trees for the final model of class `c`: the mean over folds of the trees each fold's

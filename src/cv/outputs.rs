@@ -19,21 +19,16 @@ use crate::memory::MemoryReservation;
 /// column to stream alongside.
 const OUT_BATCH_ROWS: usize = 65_536;
 
-/// `oof_predictions.parquet`: every kept row's gene, position (when the dataset has one),
-/// label, fold, out-of-fold probabilities, their cross-fitted calibration and the class
-/// called from them.
-pub(crate) fn write_oof(
-    ds: &Dataset,
-    st: &RowState,
-    genes: &[String],
-    out_dir: &Path,
-    res: &mut MemoryReservation,
-) -> anyhow::Result<u64> {
-    let has_pos = ds
-        .schema
+/// Whether `oof_predictions.parquet` carries the dataset's `position` column.
+fn has_position(ds: &Dataset) -> bool {
+    ds.schema
         .field_with_name("position")
-        .is_ok_and(|f| f.data_type().is_integer());
-    let calibrated = st.cal[0].iter().any(|v| !v.is_nan());
+        .is_ok_and(|f| f.data_type().is_integer())
+}
+
+/// The schema of `oof_predictions.parquet`.
+fn oof_schema(ds: &Dataset, calibrated: bool) -> Arc<Schema> {
+    let has_pos = has_position(ds);
     let mut fields = vec![Field::new("gene_id", DataType::Utf8, false)];
     if has_pos {
         fields.push(Field::new("position", DataType::Int64, true));
@@ -50,7 +45,40 @@ pub(crate) fn write_oof(
         }
     }
     fields.push(Field::new("predicted_type", DataType::Utf8, false));
-    let schema = Arc::new(Schema::new(fields));
+    Arc::new(Schema::new(fields))
+}
+
+/// The scan budget [`write_oof`] needs at least, and what for: known before any work, so
+/// that a budget too small is refused before the folds train rather than after.
+pub(crate) fn oof_bytes(ds: &Dataset, calibrated: bool) -> (u64, String) {
+    let writer = crate::io::parquet_writer_bytes(&oof_schema(ds, calibrated));
+    if has_position(ds) {
+        let (scan, what) = ds.scan().with_columns(&["position"]).min_bytes();
+        (
+            writer + scan,
+            format!("the Parquet writer's row group, and {what}"),
+        )
+    } else {
+        (
+            writer + OUT_BATCH_ROWS as u64 * 64,
+            "the Parquet writer's row group and one batch".into(),
+        )
+    }
+}
+
+/// `oof_predictions.parquet`: every kept row's gene, position (when the dataset has one),
+/// label, fold, out-of-fold probabilities, their cross-fitted calibration and the class
+/// called from them.
+pub(crate) fn write_oof(
+    ds: &Dataset,
+    st: &RowState,
+    genes: &[String],
+    out_dir: &Path,
+    res: &mut MemoryReservation,
+) -> anyhow::Result<u64> {
+    let has_pos = has_position(ds);
+    let calibrated = st.cal[0].iter().any(|v| !v.is_nan());
+    let schema = oof_schema(ds, calibrated);
     let batch_of = |r0: usize, r1: usize, pos: Option<&Int64Array>| -> anyhow::Result<Option<RecordBatch>> {
         let rows: Vec<usize> = (r0..r1).filter(|&i| st.fold[i] != EXCLUDED).collect();
         if rows.is_empty() {
@@ -275,7 +303,6 @@ pub fn write_tables(
     report: &Report,
     importance: &ImportanceSum,
     genes: &[String],
-    n_folds: usize,
 ) -> anyhow::Result<()> {
     for r in &report.folds {
         let f = r.fold.expect("fold reports carry their fold");
@@ -284,14 +311,8 @@ pub fn write_tables(
             serde_json::to_string_pretty(r)?.as_bytes(),
         )?;
     }
-    // A previous run with more folds leaves files this run does not replace.
-    for f in n_folds.. {
-        let p = out_dir.join(format!("metrics_fold{f}.json"));
-        if !p.exists() {
-            break;
-        }
-        std::fs::remove_file(p)?;
-    }
+    // A previous run's fold files beyond this run's folds are removed when the outputs
+    // are published (see `is_fold_file`), not here: `out_dir` is a staging directory.
     let mut agg = aggregate(&report.folds)?;
     agg["pooled"] = serde_json::to_value(&report.pooled)?;
     agg["calibration"] = serde_json::to_value(&report.calibration)?;
@@ -359,6 +380,14 @@ pub fn write_tables(
         }),
     )?;
     Ok(())
+}
+
+/// Whether `name` is a fold's metrics file (`metrics_fold{i}.json`): a run with fewer folds
+/// than the previous one removes the previous run's extra ones when it publishes.
+pub fn is_fold_file(name: &str) -> bool {
+    name.strip_prefix("metrics_fold")
+        .and_then(|r| r.strip_suffix(".json"))
+        .is_some_and(|i| !i.is_empty() && i.chars().all(|c| c.is_ascii_digit()))
 }
 
 pub type Ranked = Vec<(String, f64, f64, f64, u64)>;

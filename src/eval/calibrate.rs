@@ -101,6 +101,66 @@ impl Calibrator {
         }
     }
 
+    /// The method that fits this kind of calibrator.
+    pub fn method(&self) -> Method {
+        match self {
+            Calibrator::Identity => Method::None,
+            Calibrator::Platt { .. } => Method::Platt,
+            Calibrator::Isotonic { .. } => Method::Isotonic,
+        }
+    }
+
+    /// What a fit always gives, so that a calibrator read from a file maps as it was fitted:
+    /// Platt's `a` and `b` finite; an isotonic map of at least one point, `x` and `y` of one
+    /// length, `x` finite and strictly increasing, `y` in [0, 1] and non-decreasing.
+    pub fn check(&self) -> Result<(), String> {
+        match self {
+            Calibrator::Identity => Ok(()),
+            Calibrator::Platt { a, b } => {
+                if a.is_finite() && b.is_finite() {
+                    Ok(())
+                } else {
+                    Err(format!("Platt parameters a = {a}, b = {b} are not finite"))
+                }
+            }
+            Calibrator::Isotonic { x, y } => {
+                if x.len() != y.len() {
+                    return Err(format!(
+                        "isotonic map with {} x values and {} y values",
+                        x.len(),
+                        y.len()
+                    ));
+                }
+                if x.is_empty() {
+                    return Err("isotonic map with no points".into());
+                }
+                if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+                    return Err(format!("isotonic x[{i}] = {} is not finite", x[i]));
+                }
+                if let Some(i) = x.windows(2).position(|w| w[0] >= w[1]) {
+                    return Err(format!(
+                        "isotonic x is not strictly increasing: x[{}] = {} after x[{i}] = {}",
+                        i + 1,
+                        x[i + 1],
+                        x[i]
+                    ));
+                }
+                if let Some(i) = y.iter().position(|v| !(0.0..=1.0).contains(v)) {
+                    return Err(format!("isotonic y[{i}] = {} is not a probability", y[i]));
+                }
+                if let Some(i) = y.windows(2).position(|w| w[0] > w[1]) {
+                    return Err(format!(
+                        "isotonic y decreases: y[{}] = {} after y[{i}] = {}",
+                        i + 1,
+                        y[i + 1],
+                        y[i]
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// Calibrated probability of `p`, computed in f64.
     pub fn apply(&self, p: f32) -> f32 {
         self.apply_f64(p as f64) as f32
@@ -386,6 +446,27 @@ impl ClassCalibration {
         self.mode
     }
 
+    /// Checks every calibrator ([`Calibrator::check`]) and that each was fitted by `method`
+    /// (or is the identity, which a fit gives when it has no rows).
+    pub fn check(&self, method: Method) -> Result<(), String> {
+        for (i, cal) in self.calibrators.iter().enumerate() {
+            let which = match self.mode {
+                Mode::PerClass => format!("calibrator {i} (`{}`)", crate::io::CLASS_NAMES[i]),
+                Mode::Splice => "the splice calibrator".to_string(),
+            };
+            cal.check().map_err(|e| format!("{which}: {e}"))?;
+            if !matches!(cal, Calibrator::Identity) && cal.method() != method {
+                let name = |m: Method| format!("{m:?}").to_lowercase();
+                return Err(format!(
+                    "{which} is {} where the config says `{}`",
+                    name(cal.method()),
+                    name(method)
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub fn calibrators(&self) -> &[Calibrator] {
         &self.calibrators
     }
@@ -517,6 +598,36 @@ mod tests {
                 assert_eq!(cal.apply([0.0, 0.0, 0.0]).iter().sum::<f32>().round(), 1.0);
             }
         }
+    }
+
+    #[test]
+    fn check_refuses_maps_a_fit_cannot_give() {
+        let (p, y) = miscalibrated(2000, 5);
+        for method in [Method::Isotonic, Method::Platt] {
+            assert_eq!(Calibrator::fit(method, &p, &y).check(), Ok(()));
+        }
+        let iso = |x: Vec<f64>, y: Vec<f64>| Calibrator::Isotonic { x, y }.check().unwrap_err();
+        assert!(iso(vec![0.1, 0.2], vec![0.5]).contains("2 x values and 1 y values"));
+        assert!(iso(vec![], vec![]).contains("no points"));
+        assert!(iso(vec![0.2, 0.1], vec![0.1, 0.2]).contains("x[1] = 0.1 after x[0] = 0.2"));
+        assert!(iso(vec![0.1, 0.1], vec![0.1, 0.2]).contains("not strictly increasing"));
+        assert!(iso(vec![0.1, f64::NAN], vec![0.1, 0.2]).contains("x[1] = NaN is not finite"));
+        assert!(iso(vec![0.1, 0.2], vec![f64::NAN, 0.2]).contains("y[0] = NaN is not a probability"));
+        assert!(iso(vec![0.1, 0.2], vec![0.3, 0.2]).contains("y decreases"));
+        let platt = Calibrator::Platt {
+            a: f64::INFINITY,
+            b: 0.0,
+        };
+        assert!(platt.check().unwrap_err().contains("not finite"));
+        let y3 = [0u8, 1, 2, 0, 1, 2];
+        let p3 = [0.5f32, 0.2, 0.1, 0.6, 0.3, 0.2];
+        let cal = ClassCalibration::fit(Method::Isotonic, Mode::PerClass, &y3, [&p3, &p3, &p3]);
+        assert_eq!(cal.check(Method::Isotonic), Ok(()));
+        let err = cal.check(Method::Platt).unwrap_err();
+        assert!(
+            err.contains("calibrator 0 (`neither`) is isotonic where the config says `platt`"),
+            "{err}"
+        );
     }
 
     #[test]

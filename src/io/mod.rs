@@ -12,39 +12,68 @@ mod scan;
 mod values;
 
 pub use dataset::{
-    ColumnRoles, DataFile, Dataset, DatasetConfig, Feature, FeatureType, LabelKind, METADATA_COLUMNS,
+    ColumnInfo, ColumnRoles, DataFile, Dataset, DatasetConfig, Feature, FeatureType, LabelKind,
+    METADATA_COLUMNS,
 };
 pub use scan::{plan_batch_rows, Scan, ScanBatch, ScanBuilder, ScanPlan, MIN_BATCH_ROWS};
-pub use values::{decode_labels, to_f32, GeneIndex, CLASS_NAMES};
+pub use values::{decode_labels, to_f32, try_to_f32, GeneIndex, CLASS_NAMES};
 
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::Context;
+use crate::error::{io_error, Watched};
 
 /// Writes `path` through a temporary file in the same directory, renamed into place only
 /// when `fill` succeeds.
+///
+/// The temporary file is `.spliceboost-<pid>-XXXXXX.tmp`, so that a later run can tell one
+/// left by a killed process from one a live process is writing. An I/O failure (a full disk,
+/// a file-size limit, a missing permission) is reported as an [`InputError`] naming `path`,
+/// even when the format library writing through `fill` turned it into text.
+///
+/// [`InputError`]: crate::error::InputError
 pub fn write_atomic<T>(
     path: &Path,
-    fill: impl FnOnce(&mut std::io::BufWriter<&mut std::fs::File>) -> anyhow::Result<T>,
+    fill: impl FnOnce(&mut std::io::BufWriter<Watched<&mut std::fs::File>>) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| io_error(dir, "cannot create the directory", &e))?;
     let mut tmp = tempfile::Builder::new()
-        .prefix(".spliceboost-")
+        .prefix(&format!(".spliceboost-{}-", std::process::id()))
         .suffix(".tmp")
         .tempfile_in(dir)
-        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-    let out = {
-        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
-        let out = fill(&mut w)?;
-        w.flush()?;
-        out
+        .map_err(|e| io_error(dir, "cannot create a temporary file in the directory", &e))?;
+    let written = {
+        let mut w = std::io::BufWriter::new(Watched::new(tmp.as_file_mut()));
+        let out = fill(&mut w).and_then(|out| {
+            w.flush()?;
+            Ok(out)
+        });
+        match out {
+            Ok(out) => Ok(out),
+            // The first I/O failure, wherever the writer's library reported it, is the cause.
+            Err(e) => match w.get_mut().take_error() {
+                Some(io) => Err(io_error(path, "cannot write", &io).into()),
+                None => Err(e),
+            },
+        }
     };
-    tmp.as_file().sync_all().ok();
+    // The BufWriter is gone: nothing of a failed write reaches the temporary file, which is
+    // removed when `tmp` drops.
+    let out = written?;
+    // A full disk may show only now (delayed allocation, network file systems); file
+    // systems that cannot sync say so with these kinds, which are not failures of the file.
+    if let Err(e) = tmp.as_file().sync_all() {
+        if !matches!(
+            e.kind(),
+            std::io::ErrorKind::Unsupported | std::io::ErrorKind::InvalidInput
+        ) {
+            return Err(io_error(path, "cannot write", &e).into());
+        }
+    }
     // Temporary files are private; the finished output is an ordinary file.
     #[cfg(unix)]
     {
@@ -54,7 +83,7 @@ pub fn write_atomic<T>(
             .ok();
     }
     tmp.persist(path)
-        .with_context(|| format!("cannot move the finished file to {}", path.display()))?;
+        .map_err(|e| io_error(path, "cannot move the finished file into place", &e.error))?;
     Ok(out)
 }
 

@@ -1,10 +1,17 @@
 //! Budgeted, memory-mapped scans of a dataset.
 
-use arrow::record_batch::RecordBatch;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{new_null_array, ArrayRef};
+use arrow::compute::{cast_with_options, CastOptions};
+use arrow::datatypes::{DataType, Schema, SchemaRef};
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::ProjectionMask;
 
-use super::dataset::{Dataset, MappedParquet};
+use super::dataset::{decoded_width, Dataset, MappedParquet};
 use crate::error::InputError;
 use crate::memory::{MemoryError, MemoryReservation};
 
@@ -15,6 +22,8 @@ pub const DEFAULT_MAX_BATCH_ROWS: usize = 64 * 1024;
 /// What one column's reader holds besides the batch: a decompressed page, its levels and
 /// dictionary. Writers cut pages at about 1 MiB, and never beyond a column chunk.
 const PAGE_ALLOWANCE: u64 = 1 << 20;
+/// Per column: the decoder's state, and the scan's own bookkeeping (the column's entry in
+/// the name lookup, its field, and per file its projection index: well under 1 KiB).
 const COLUMN_OVERHEAD: u64 = 16 << 10;
 
 /// How a scan uses its budget: fixed reader buffers plus `row_bytes` per row of a batch.
@@ -118,15 +127,20 @@ impl<'a> ScanBuilder<'a> {
         let mut fixed = 0u64;
         let mut row = self.extra_row_bytes;
         for name in &self.columns {
-            let Ok(i) = ds.schema.index_of(name) else { continue };
+            let Some(i) = ds.column_index(name) else { continue };
             fixed += ds.max_chunk_bytes[i].min(PAGE_ALLOWANCE) + COLUMN_OVERHEAD;
-            let dt = ds.schema.field(i).data_type();
-            // Decoded width, plus a validity bit rounded up to a byte, doubled for the
-            // builder the reader fills before it hands the array over.
-            let width = dt
-                .primitive_width()
-                .map_or(ds.bytes_per_row[i].ceil() as u64 + 8, |w| w as u64);
-            row += 2 * (width + 1);
+            let info = &ds.columns[i];
+            // The widest type any file decodes the column to, plus a validity bit rounded
+            // up to a byte, doubled for the builder the reader fills before it hands the
+            // array over. (A file without the column gets a null array of the schema's type
+            // instead, no wider.)
+            row += 2 * (info.decoded_width + 1);
+            if info.converted {
+                // A file storing another type: its array is converted to the schema's type
+                // while the reader's array is still alive.
+                let dt = ds.schema.field(i).data_type();
+                row += decoded_width(dt, ds.bytes_per_row[i]) + 1;
+            }
         }
         let min_rows = MIN_BATCH_ROWS.min(self.max_batch_rows);
         match plan_batch_rows(available, fixed, row, self.max_batch_rows) {
@@ -165,13 +179,17 @@ impl<'a> ScanBuilder<'a> {
     /// Plans the batch size from what `parent`'s stage has left, reserves it on a sibling
     /// reservation held by the scan, and checks the columns exist.
     pub fn build(self, parent: &MemoryReservation) -> Result<Scan<'a>, anyhow::Error> {
-        for name in &self.columns {
-            if self.dataset.schema.index_of(name).is_err() {
+        let mut wanted: HashMap<String, Vec<usize>> = HashMap::with_capacity(self.columns.len());
+        let mut fields = Vec::with_capacity(self.columns.len());
+        for (j, name) in self.columns.iter().enumerate() {
+            let Some(i) = self.dataset.column_index(name) else {
                 return Err(InputError::new("no such column in the dataset")
                     .column(name)
                     .hint("`spliceboost inspect` lists the columns")
                     .into());
-            }
+            };
+            wanted.entry(name.clone()).or_default().push(j);
+            fields.push(self.dataset.schema.field(i).clone());
         }
         let plan = match self.plan(parent.available().min(self.max_bytes)) {
             Ok(plan) => plan,
@@ -196,20 +214,33 @@ impl<'a> ScanBuilder<'a> {
             builder: self,
             plan,
             _reservation: reservation,
+            wanted,
+            schema: Arc::new(Schema::new(fields)),
             next_file: 0,
             current: None,
         })
     }
 }
 
+/// Where the rows of the row group at hand come from.
+enum Source {
+    /// The reader of the file's projected columns.
+    Reader(ParquetRecordBatchReader),
+    /// The file holds none of the columns asked for: this many null rows are left.
+    Nulls(u64),
+}
+
 struct OpenFile {
     index: usize,
     mapped: MappedParquet,
-    mask: ProjectionMask,
-    order: Vec<usize>,
+    /// `None` when the file holds none of the columns asked for.
+    mask: Option<ProjectionMask>,
+    /// Per column asked for, its position among the columns the reader returns, or `None`
+    /// when the file lacks it (it reads as nulls).
+    order: Vec<Option<usize>>,
     row_group: usize,
     first_row: u64,
-    reader: Option<ParquetRecordBatchReader>,
+    source: Option<Source>,
 }
 
 /// An iterator of [`ScanBatch`]es holding its reservation until dropped. One file is mapped
@@ -218,6 +249,10 @@ pub struct Scan<'a> {
     builder: ScanBuilder<'a>,
     plan: ScanPlan,
     _reservation: MemoryReservation,
+    /// Positions, among the columns asked for, of each name (a name may be asked for twice).
+    wanted: HashMap<String, Vec<usize>>,
+    /// The columns asked for, with the dataset's types.
+    schema: SchemaRef,
     next_file: usize,
     current: Option<OpenFile>,
 }
@@ -234,25 +269,25 @@ impl Scan<'_> {
         self.next_file += 1;
         let path = &self.builder.dataset.files[index].path;
         let mapped = MappedParquet::open(path)?;
-        let schema = mapped.meta.schema().clone();
-        let mut roots: Vec<usize> = vec![];
-        for name in &self.builder.columns {
-            let i = schema.index_of(name).map_err(|_| {
-                InputError::new("column missing in this file")
-                    .file(path)
-                    .column(name)
-            })?;
-            roots.push(i);
+        // The file's root column of each column asked for: one pass over the file's fields,
+        // looking names up in `wanted`, so wide files cost no quadratic search.
+        let mut roots: Vec<Option<usize>> = vec![None; self.builder.columns.len()];
+        for (r, f) in mapped.meta.schema().fields().iter().enumerate() {
+            if let Some(js) = self.wanted.get(f.name()) {
+                for &j in js {
+                    roots[j].get_or_insert(r);
+                }
+            }
         }
-        let mut sorted = roots.clone();
+        let mut sorted: Vec<usize> = roots.iter().flatten().copied().collect();
         sorted.sort_unstable();
         sorted.dedup();
         // The reader returns columns in file order; `order` puts them back in asked order.
         let order = roots
             .iter()
-            .map(|r| sorted.binary_search(r).expect("present"))
+            .map(|r| r.and_then(|r| sorted.binary_search(&r).ok()))
             .collect();
-        let mask = ProjectionMask::roots(mapped.meta.parquet_schema(), sorted);
+        let mask = (!sorted.is_empty()).then(|| ProjectionMask::roots(mapped.meta.parquet_schema(), sorted));
         self.current = Some(OpenFile {
             index,
             mapped,
@@ -260,7 +295,7 @@ impl Scan<'_> {
             order,
             row_group: 0,
             first_row: 0,
-            reader: None,
+            source: None,
         });
         Ok(true)
     }
@@ -273,27 +308,40 @@ impl Scan<'_> {
             let f = self.current.as_mut().expect("opened above");
             let path = &self.builder.dataset.files[f.index].path;
             let n_rg = f.mapped.meta.metadata().num_row_groups();
-            if f.reader.is_none() {
+            if f.source.is_none() {
                 if f.row_group >= n_rg {
                     self.current = None;
                     continue;
                 }
-                let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
-                    f.mapped.bytes.clone(),
-                    f.mapped.meta.clone(),
-                )
-                .with_projection(f.mask.clone())
-                .with_row_groups(vec![f.row_group])
-                .with_batch_size(self.plan.batch_rows)
-                .build()
-                .map_err(|e| corrupt(path, f.row_group, e.to_string()))?;
-                f.reader = Some(reader);
+                f.source = Some(match &f.mask {
+                    Some(mask) => Source::Reader(
+                        ParquetRecordBatchReaderBuilder::new_with_metadata(
+                            f.mapped.bytes.clone(),
+                            f.mapped.meta.clone(),
+                        )
+                        .with_projection(mask.clone())
+                        .with_row_groups(vec![f.row_group])
+                        .with_batch_size(self.plan.batch_rows)
+                        .build()
+                        .map_err(|e| corrupt(path, f.row_group, e.to_string()))?,
+                    ),
+                    None => {
+                        Source::Nulls(f.mapped.meta.metadata().row_group(f.row_group).num_rows().max(0) as u64)
+                    }
+                });
             }
-            match f.reader.as_mut().expect("set above").next() {
-                Some(Ok(batch)) => {
-                    let batch = batch
-                        .project(&f.order)
-                        .map_err(|e| corrupt(path, f.row_group, e.to_string()))?;
+            let read = match f.source.as_mut().expect("set above") {
+                Source::Reader(reader) => reader.next().map(|r| r.map(Rows::Read)),
+                Source::Nulls(0) => None,
+                Source::Nulls(left) => {
+                    let n = (*left).min(self.plan.batch_rows as u64);
+                    *left -= n;
+                    Some(Ok(Rows::Nulls(n as usize)))
+                }
+            };
+            match read {
+                Some(Ok(rows)) => {
+                    let batch = assemble(&self.schema, &f.order, rows, path, f.row_group)?;
                     let out = ScanBatch {
                         file: f.index,
                         row_group: f.row_group,
@@ -305,7 +353,7 @@ impl Scan<'_> {
                 }
                 Some(Err(e)) => return Err(corrupt(path, f.row_group, e.to_string())),
                 None => {
-                    f.reader = None;
+                    f.source = None;
                     f.mapped.release_row_group(f.row_group);
                     f.row_group += 1;
                 }
@@ -314,7 +362,68 @@ impl Scan<'_> {
     }
 }
 
-fn corrupt(path: &std::path::Path, rg: usize, why: String) -> InputError {
+/// Rows of one row group, as read.
+enum Rows {
+    Read(RecordBatch),
+    /// A count of rows from a file that holds none of the columns asked for.
+    Nulls(usize),
+}
+
+/// The batch a scan hands over: every column asked for, in order, in the dataset's type for
+/// it. A column the file lacks is all null; one the file stores under another type (Float32
+/// for Float64, a dictionary for plain values, ...) is converted, and a value that does not
+/// convert is an error rather than a null.
+fn assemble(
+    schema: &SchemaRef,
+    order: &[Option<usize>],
+    rows: Rows,
+    path: &Path,
+    rg: usize,
+) -> Result<RecordBatch, InputError> {
+    let (batch, n) = match rows {
+        Rows::Read(b) => {
+            let n = b.num_rows();
+            (Some(b), n)
+        }
+        Rows::Nulls(n) => (None, n),
+    };
+    let strict = CastOptions {
+        safe: false,
+        ..CastOptions::default()
+    };
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(order.len());
+    for (field, pos) in schema.fields().iter().zip(order) {
+        let want = field.data_type();
+        let column = match (pos, &batch) {
+            (Some(p), Some(b)) => {
+                let a = b.column(*p);
+                if a.data_type() == want {
+                    a.clone()
+                } else if *a.data_type() == DataType::Null {
+                    new_null_array(want, n)
+                } else {
+                    cast_with_options(a, want, &strict).map_err(|e| {
+                        InputError::new(format!("cannot read type {} as {want}: {e}", a.data_type()))
+                            .file(path)
+                            .row_group(rg)
+                            .column(field.name())
+                            .hint("rewrite the column with one type in every file")
+                    })?
+                }
+            }
+            _ => new_null_array(want, n),
+        };
+        columns.push(column);
+    }
+    RecordBatch::try_new_with_options(
+        schema.clone(),
+        columns,
+        &RecordBatchOptions::new().with_row_count(Some(n)),
+    )
+    .map_err(|e| corrupt(path, rg, e.to_string()))
+}
+
+fn corrupt(path: &Path, rg: usize, why: String) -> InputError {
     InputError::new(format!("cannot decode: {why}"))
         .file(path)
         .row_group(rg)

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use arrow::array::{Array, AsArray};
+use arrow::datatypes::ArrowNativeType;
 use arrow::datatypes::{DataType, *};
 
 use crate::error::InputError;
@@ -22,8 +23,11 @@ pub fn decode_labels(array: &dyn Array, first_row: u64, out: &mut Vec<u8>) -> Re
             .row(first_row + i as u64)
             .hint("splice_type must be `donor`, `acceptor` or empty; an integer label must be 0, 1 or 2")
     };
+    let value_type = super::dataset::value_type(array.data_type());
     match array.data_type() {
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(_, _) => {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(_, _)
+            if !value_type.is_integer() =>
+        {
             let strings = arrow::compute::cast(array, &DataType::Utf8)
                 .map_err(|e| InputError::new(format!("cannot read labels as text: {e}")))?;
             let strings = strings.as_string::<i32>();
@@ -46,7 +50,7 @@ pub fn decode_labels(array: &dyn Array, first_row: u64, out: &mut Vec<u8>) -> Re
                 out.push(code);
             }
         }
-        dt if dt.is_integer() => {
+        _ if value_type.is_integer() => {
             let ints = arrow::compute::cast(array, &DataType::Int64)
                 .map_err(|e| InputError::new(format!("cannot read labels as integers: {e}")))?;
             let ints = ints.as_primitive::<Int64Type>();
@@ -73,9 +77,31 @@ pub fn decode_labels(array: &dyn Array, first_row: u64, out: &mut Vec<u8>) -> Re
 
 /// Writes a numeric or boolean column into `out` as `f32`, with `NaN` where a value is null.
 /// NaN in the input stays NaN: both are missing values to the engine.
+///
+/// Reads every type [`try_to_f32`] reads, which covers every feature column a
+/// [`Scan`](super::Scan) hands over: roles admit only those types as features, and a scan
+/// converts each file's values to the dataset's type. Any other type reads as missing values,
+/// with a warning on stderr (once per type), rather than stopping the run; use
+/// [`try_to_f32`] where the type is not known to be a feature's.
 pub fn to_f32(array: &dyn Array, out: &mut Vec<f32>) {
+    if let Err(e) = try_to_f32(array, out) {
+        super::dataset::warn_once(&format!("{e}: read as missing values"));
+        out.clear();
+        out.resize(array.len(), f32::NAN);
+    }
+}
+
+/// As [`to_f32`], for any array: numbers of every Arrow type (integers, floats, decimals),
+/// booleans (0 and 1) and nulls, plain or dictionary-encoded with any key type. Any other type
+/// is an error naming it (add the file and column with [`InputError::file`] and
+/// [`InputError::column`]).
+pub fn try_to_f32(array: &dyn Array, out: &mut Vec<f32>) -> Result<(), InputError> {
     out.clear();
     out.reserve(array.len());
+    append_f32(array, out)
+}
+
+fn append_f32(array: &dyn Array, out: &mut Vec<f32>) -> Result<(), InputError> {
     macro_rules! prim {
         ($t:ty) => {{
             let a = array.as_primitive::<$t>();
@@ -84,6 +110,27 @@ pub fn to_f32(array: &dyn Array, out: &mut Vec<f32>) {
             } else {
                 out.extend(a.iter().map(|v| v.map_or(f32::NAN, |v| v as f32)));
             }
+        }};
+    }
+    macro_rules! decimal {
+        ($t:ty, $scale:expr, $to_f64:expr) => {{
+            let a = array.as_primitive::<$t>();
+            let div = 10f64.powi(i32::from($scale));
+            let to_f64 = $to_f64;
+            out.extend(a.iter().map(|v| v.map_or(f32::NAN, |v| (to_f64(v) / div) as f32)));
+        }};
+    }
+    macro_rules! dict {
+        ($k:ty) => {{
+            let d = array.as_dictionary::<$k>();
+            // The dictionary's values once as f32: at most the dictionary page, however many
+            // rows the batch has.
+            let mut values = Vec::with_capacity(d.values().len());
+            append_f32(d.values().as_ref(), &mut values).map_err(|_| not_numbers(array.data_type()))?;
+            out.extend(d.keys().iter().map(|k| {
+                k.and_then(|k| values.get(k.as_usize()).copied())
+                    .unwrap_or(f32::NAN)
+            }));
         }};
     }
     match array.data_type() {
@@ -101,13 +148,42 @@ pub fn to_f32(array: &dyn Array, out: &mut Vec<f32>) {
         DataType::UInt32 => prim!(UInt32Type),
         DataType::UInt16 => prim!(UInt16Type),
         DataType::UInt8 => prim!(UInt8Type),
+        DataType::Decimal32(_, s) => decimal!(Decimal32Type, *s, |v: i32| v as f64),
+        DataType::Decimal64(_, s) => decimal!(Decimal64Type, *s, |v: i64| v as f64),
+        DataType::Decimal128(_, s) => decimal!(Decimal128Type, *s, |v: i128| v as f64),
+        DataType::Decimal256(_, s) => decimal!(Decimal256Type, *s, |v: i256| {
+            v.to_i128().map_or_else(
+                || {
+                    let (low, high) = v.to_parts();
+                    high as f64 * 2f64.powi(128) + low as f64
+                },
+                |v| v as f64,
+            )
+        }),
         DataType::Boolean => {
             let a = array.as_boolean();
             out.extend(a.iter().map(|v| v.map_or(f32::NAN, |b| b as u8 as f32)));
         }
-        // Roles admit only the types above as features.
-        other => unreachable!("feature column of type {other}"),
+        DataType::Null => out.extend(std::iter::repeat_n(f32::NAN, array.len())),
+        DataType::Dictionary(k, _) => match k.as_ref() {
+            DataType::Int8 => dict!(Int8Type),
+            DataType::Int16 => dict!(Int16Type),
+            DataType::Int32 => dict!(Int32Type),
+            DataType::Int64 => dict!(Int64Type),
+            DataType::UInt8 => dict!(UInt8Type),
+            DataType::UInt16 => dict!(UInt16Type),
+            DataType::UInt32 => dict!(UInt32Type),
+            DataType::UInt64 => dict!(UInt64Type),
+            _ => return Err(not_numbers(array.data_type())),
+        },
+        other => return Err(not_numbers(other)),
     }
+    Ok(())
+}
+
+fn not_numbers(dt: &DataType) -> InputError {
+    InputError::new(format!("a column of type {dt} does not hold numbers"))
+        .hint("features must be integer, float or boolean columns, plain or dictionary-encoded")
 }
 
 /// Interns group names (gene ids) as dense `u32` indices in order of first appearance.
@@ -201,7 +277,12 @@ impl GeneIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{Float64Array, Int64Array, StringArray};
+    use std::sync::Arc;
+
+    use arrow::array::{
+        ArrayRef, BooleanArray, Decimal128Array, Decimal256Array, Float64Array, Int32Array, Int64Array,
+        NullArray, StringArray,
+    };
 
     #[test]
     fn splice_type_maps_to_codes() {
@@ -240,6 +321,84 @@ mod tests {
         to_f32(&a, &mut out);
         assert_eq!(out[0], 1.5);
         assert!(out[1].is_nan() && out[2].is_nan());
+    }
+
+    fn dict(values: ArrayRef, key: DataType) -> ArrayRef {
+        let dt = DataType::Dictionary(Box::new(key), Box::new(values.data_type().clone()));
+        arrow::compute::cast(&values, &dt).unwrap()
+    }
+
+    #[test]
+    fn dictionaries_of_numbers_read_as_their_values_whatever_the_key_type() {
+        let values: ArrayRef = Arc::new(Float64Array::from(vec![Some(0.5), None, Some(0.5), Some(2.0)]));
+        for key in [
+            DataType::Int8,
+            DataType::Int16,
+            DataType::Int32,
+            DataType::Int64,
+            DataType::UInt8,
+            DataType::UInt16,
+            DataType::UInt32,
+            DataType::UInt64,
+        ] {
+            let mut out = vec![];
+            try_to_f32(dict(values.clone(), key.clone()).as_ref(), &mut out).unwrap();
+            assert_eq!((out[0], out[2], out[3]), (0.5, 0.5, 2.0), "{key}");
+            assert!(out[1].is_nan(), "{key}");
+        }
+        let ints: ArrayRef = Arc::new(Int32Array::from(vec![Some(7), None, Some(-1)]));
+        let mut out = vec![];
+        try_to_f32(dict(ints, DataType::UInt8).as_ref(), &mut out).unwrap();
+        assert_eq!((out[0], out[2]), (7.0, -1.0));
+        assert!(out[1].is_nan());
+    }
+
+    #[test]
+    fn decimals_booleans_and_nulls_read_as_numbers() {
+        let d = Decimal128Array::from(vec![Some(12345), None])
+            .with_precision_and_scale(10, 2)
+            .unwrap();
+        let mut out = vec![];
+        try_to_f32(&d, &mut out).unwrap();
+        assert_eq!(out[0], 123.45);
+        assert!(out[1].is_nan());
+        let d = Decimal256Array::from(vec![Some(i256::from_i128(-250))])
+            .with_precision_and_scale(40, 1)
+            .unwrap();
+        try_to_f32(&d, &mut out).unwrap();
+        assert_eq!(out, [-25.0]);
+        try_to_f32(&BooleanArray::from(vec![Some(true), None, Some(false)]), &mut out).unwrap();
+        assert_eq!((out[0], out[2]), (1.0, 0.0));
+        try_to_f32(&NullArray::new(2), &mut out).unwrap();
+        assert!(out.len() == 2 && out.iter().all(|v| v.is_nan()));
+    }
+
+    #[test]
+    fn text_is_an_error_naming_its_type_not_a_panic() {
+        let a = StringArray::from(vec!["0.5"]);
+        let err = try_to_f32(&a, &mut vec![]).unwrap_err();
+        assert!(err.message.contains("type Utf8"), "{err}");
+        let err = try_to_f32(dict(Arc::new(a), DataType::Int32).as_ref(), &mut vec![]).unwrap_err();
+        assert!(err.message.contains("Dictionary(Int32, Utf8)"), "{err}");
+        // The infallible form reads it as missing values rather than panicking.
+        let mut out = vec![1.0];
+        to_f32(&StringArray::from(vec!["x", "y"]), &mut out);
+        assert!(out.len() == 2 && out.iter().all(|v| v.is_nan()));
+    }
+
+    #[test]
+    fn dictionary_encoded_integer_labels_are_integers() {
+        let labels = dict(Arc::new(Int64Array::from(vec![2, 0, 1])), DataType::Int8);
+        let mut out = vec![];
+        decode_labels(labels.as_ref(), 0, &mut out).unwrap();
+        assert_eq!(out, vec![2, 0, 1]);
+        let labels = dict(
+            Arc::new(StringArray::from(vec!["acceptor", "donor"])),
+            DataType::Int8,
+        );
+        out.clear();
+        decode_labels(labels.as_ref(), 0, &mut out).unwrap();
+        assert_eq!(out, vec![2, 1]);
     }
 
     #[test]

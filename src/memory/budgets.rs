@@ -92,9 +92,31 @@ impl MemoryConfig {
             .iter()
             .filter_map(|s| self.explicit(s))
             .map(|b| b.as_u64())
-            .sum();
+            .fold(0, u64::saturating_add);
         let unset = STAGES.iter().filter(|s| self.explicit(s).is_none()).count() as u64;
         self.total.as_u64().saturating_sub(set) / unset.max(1)
+    }
+
+    /// When `err` suggests a stage budget that this config's `memory.total` could not hold
+    /// beside the other stages' set budgets, the total to suggest as well: enough for the
+    /// suggested budget, the other set budgets, and the stages left unset at their present
+    /// shares. `None` when raising the stage alone is valid.
+    pub fn total_needed_for(&self, err: &super::MemoryError) -> Option<u64> {
+        let (key, suggested) = err.suggestion();
+        let stage = key.strip_prefix("memory.").filter(|s| STAGES.contains(s))?;
+        let others = STAGES.iter().filter(|s| **s != stage);
+        let set: u64 = others
+            .clone()
+            .filter_map(|s| self.explicit(s))
+            .map(|b| b.as_u64())
+            .fold(0, u64::saturating_add);
+        let total = self.total.as_u64();
+        if suggested.saturating_add(set) <= total {
+            return None;
+        }
+        let unset = others.clone().filter(|s| self.explicit(s).is_none());
+        let shares: u64 = unset.map(|s| self.budget(s)).fold(0, u64::saturating_add);
+        Some(suggested.saturating_add(set).saturating_add(shares))
     }
 
     /// Checks that every budget is above zero and the stage budgets fit in the total; the
@@ -117,7 +139,7 @@ impl MemoryConfig {
                         "a stage budget must be above zero".into(),
                     ));
                 }
-                set += b.as_u64();
+                set = set.saturating_add(b.as_u64());
                 last = Some(stage);
             }
         }
@@ -164,13 +186,41 @@ impl<'de> Deserialize<'de> for Budget {
         }
         match Raw::deserialize(d).map_err(|_| D::Error::custom("expected a size such as \"512MiB\""))? {
             Raw::Int(n) => Ok(Budget(ByteSize::b(n))),
-            Raw::Text(t) => t.trim().parse::<ByteSize>().map(Budget).map_err(|_| {
-                D::Error::custom(format!(
-                    "{t:?} is not a size; write a number and a unit such as \"512MiB\", \"2GiB\" or \"64MB\""
-                ))
-            }),
+            Raw::Text(t) => parse_size(&t).map(Budget).map_err(D::Error::custom),
         }
     }
+}
+
+/// Parses a size such as "512MiB", refusing one larger than 16 EiB (the most a 64-bit count
+/// of bytes holds) rather than letting it saturate there.
+fn parse_size(text: &str) -> Result<ByteSize, String> {
+    let t = text.trim();
+    let not_a_size = || {
+        format!("{text:?} is not a size; write a number and a unit such as \"512MiB\", \"2GiB\" or \"64MB\"")
+    };
+    let size = t.parse::<ByteSize>().map_err(|_| not_a_size())?;
+    // The number and the unit apart, to see whether their product fits.
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: f64 = number.replace('_', "").parse().map_err(|_| not_a_size())?;
+    let unit = unit.trim();
+    let factor = if unit.is_empty() {
+        1.0
+    } else {
+        format!("1{unit}")
+            .parse::<ByteSize>()
+            .map_err(|_| not_a_size())?
+            .as_u64() as f64
+    };
+    // 2^64 is exactly representable; anything at or above it overflows.
+    if !(number * factor).is_finite() || number * factor >= 18_446_744_073_709_551_616.0 {
+        return Err(format!(
+            "{text:?} is more than 16 EiB, the largest size a budget can hold; write a smaller size such as \"2GiB\""
+        ));
+    }
+    Ok(size)
 }
 
 fn default_total() -> Budget {

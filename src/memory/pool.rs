@@ -14,10 +14,7 @@ pub fn fmt_bytes(bytes: u64) -> String {
 /// A budget worth suggesting to someone who needs `needed` bytes: the next power-of-two
 /// multiple of 16 MiB, so that the advice is a value people write in configs.
 pub fn suggest_budget(needed: u64) -> String {
-    let mut b: u64 = 16 << 20;
-    while b < needed {
-        b = b.saturating_mul(2);
-    }
+    let b = suggest_bytes(needed);
     if b >= 1 << 30 && b.is_multiple_of(1 << 30) {
         format!("{}GiB", b >> 30)
     } else {
@@ -25,16 +22,19 @@ pub fn suggest_budget(needed: u64) -> String {
     }
 }
 
+/// The bytes [`suggest_budget`] writes out.
+pub(crate) fn suggest_bytes(needed: u64) -> u64 {
+    let mut b: u64 = 16 << 20;
+    while b < needed {
+        b = b.saturating_mul(2);
+    }
+    b
+}
+
 /// A refusal to reserve memory. Every variant names the stage and the key to change.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MemoryError {
     /// A `try_grow` that would pass the stage's budget or the run's total.
-    #[error(
-        "stage `{stage}` cannot reserve {asked} more: {left} left of its {budget} {limit} budget; \
-         raise `{key}` in the config (or pass --set {key}={suggest})",
-        asked = fmt_bytes(*.requested), left = fmt_bytes(*.available), budget = fmt_bytes(*.budget),
-        suggest = suggest_budget(*.reserved + *.requested)
-    )]
     Exhausted {
         stage: String,
         key: String,
@@ -45,11 +45,6 @@ pub enum MemoryError {
         limit: &'static str,
     },
     /// A stage whose smallest workable plan does not fit: found before any work is done.
-    #[error(
-        "stage `{stage}` needs at least {need} ({what}) but its budget is {have}; \
-         raise `{key}` to at least {suggest} (or pass --set {key}={suggest})",
-        need = fmt_bytes(*.needed), have = fmt_bytes(*.budget), suggest = suggest_budget(*.needed)
-    )]
     TooSmall {
         stage: String,
         key: String,
@@ -58,6 +53,79 @@ pub enum MemoryError {
         what: String,
     },
 }
+
+impl MemoryError {
+    /// The config key to raise and the bytes to raise it to.
+    pub fn suggestion(&self) -> (&str, u64) {
+        match self {
+            Self::Exhausted {
+                key,
+                reserved,
+                requested,
+                ..
+            } => (key, suggest_bytes(reserved.saturating_add(*requested))),
+            Self::TooSmall { key, needed, .. } => (key, suggest_bytes(*needed)),
+        }
+    }
+
+    /// The message; with `raise_total`, the advice also raises `memory.total` to at least
+    /// that many bytes (for when the stage budget it suggests would not fit in the total).
+    pub fn describe(&self, raise_total: Option<u64>) -> String {
+        let (key, to) = self.suggestion();
+        let suggest = suggest_budget(to);
+        let (what, raise) = match self {
+            Self::Exhausted {
+                stage,
+                requested,
+                available,
+                budget,
+                limit,
+                ..
+            } => (
+                format!(
+                    "stage `{stage}` cannot reserve {} more: {} left of its {} {limit} budget",
+                    fmt_bytes(*requested),
+                    fmt_bytes(*available),
+                    fmt_bytes(*budget)
+                ),
+                format!("raise `{key}` in the config"),
+            ),
+            Self::TooSmall {
+                stage,
+                needed,
+                budget,
+                what,
+                ..
+            } => (
+                format!(
+                    "stage `{stage}` needs at least {} ({what}) but its budget is {}",
+                    fmt_bytes(*needed),
+                    fmt_bytes(*budget)
+                ),
+                format!("raise `{key}` to at least {suggest}"),
+            ),
+        };
+        match raise_total.filter(|_| key != "memory.total") {
+            None => format!("{what}; {raise} (or pass --set {key}={suggest})"),
+            Some(total) => {
+                let total = suggest_budget(total);
+                format!(
+                    "{what}; raise `{key}` to at least {suggest} and `memory.total`, which holds \
+                     every stage budget, to at least {total} (or pass --set memory.total={total} \
+                     --set {key}={suggest})"
+                )
+            }
+        }
+    }
+}
+
+impl fmt::Display for MemoryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe(None))
+    }
+}
+
+impl std::error::Error for MemoryError {}
 
 #[derive(Debug, Default)]
 struct PoolState {

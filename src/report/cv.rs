@@ -140,7 +140,7 @@ pub fn write(
             )
         })
         .collect();
-    let facts = vec![
+    let mut facts = vec![
         ("dataset".into(), dataset.display().to_string()),
         ("genes".into(), outcome.genes.to_string()),
         ("rows".into(), outcome.rows.to_string()),
@@ -168,6 +168,9 @@ pub fn write(
         ),
         ("wall time".into(), format!("{:.1} s", summary.seconds)),
     ];
+    if let Some(why) = &outcome.base_skipped {
+        facts.push(("base comparison".into(), format!("skipped: {why}")));
+    }
     let data = html::ReportData {
         title: "spliceboost gene-wise cross-validation".into(),
         summary: facts,

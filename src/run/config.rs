@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use crate::error::ConfigError;
+pub use crate::genome::GenomeConfig;
 pub use crate::io::DatasetConfig;
 pub use crate::memory::{Budget, MemoryConfig, STAGES};
 pub use crate::synth::SynthConfig;
@@ -33,6 +34,10 @@ pub struct Config {
     /// boosting parameters of `[train]` (or their defaults).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cv: Option<crate::cv::CvParams>,
+    /// The genome, its annotation and which genes to take (read by the base-model and
+    /// builder stages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub genome: Option<GenomeConfig>,
 }
 
 /// Where results go and how the run behaves.
@@ -150,12 +155,23 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), (String, String)> {
+        if self.run.out_dir.as_os_str().is_empty() {
+            return Err((
+                "run.out_dir".into(),
+                "is empty, which would write the results into the current directory; name a \
+                 directory such as \"out\" (or \".\" to mean the current one)"
+                    .into(),
+            ));
+        }
         self.memory.validate()?;
         if let Some(t) = &self.train {
             t.validate()?;
         }
         if let Some(c) = &self.cv {
             c.validate()?;
+        }
+        if let Some(g) = &self.genome {
+            g.validate()?;
         }
         if let Some(s) = &self.synth {
             if s.genes == 0 {

@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod config;
 mod context;
+mod staging;
 mod train;
 
 use std::path::{Path, PathBuf};
@@ -56,14 +57,46 @@ fn show_summary(ctx: &RunContext, quiet: bool, path: Option<&Path>) -> anyhow::R
 
 /// Carries out a parsed command line.
 pub fn execute(cli: Cli) -> anyhow::Result<()> {
+    let mut memory = None;
+    dispatch(cli, &mut memory).map_err(|e| match &memory {
+        Some(m) => with_total_advice(e, m),
+        None => e,
+    })
+}
+
+/// A budget refusal whose advice would not validate (a stage budget the configured
+/// `memory.total` cannot hold beside the others) becomes one that raises the total too.
+fn with_total_advice(err: anyhow::Error, memory: &crate::memory::MemoryConfig) -> anyhow::Error {
+    let Some(refusal) = err
+        .chain()
+        .find_map(|e| e.downcast_ref::<crate::memory::MemoryError>())
+    else {
+        return err;
+    };
+    match memory.total_needed_for(refusal) {
+        Some(total) => crate::error::BudgetAdvice {
+            error: refusal.clone(),
+            total,
+        }
+        .into(),
+        None => err,
+    }
+}
+
+/// Carries out `cli`, leaving in `memory` the budgets of the config it loaded.
+fn dispatch(cli: Cli, memory: &mut Option<crate::memory::MemoryConfig>) -> anyhow::Result<()> {
     let quiet = cli.quiet;
+    let mut loaded = |cfg: Config| {
+        *memory = Some(cfg.memory.clone());
+        cfg
+    };
     match cli.command {
         Command::Run {
             config,
             overwrite,
             overrides,
         } => {
-            let cfg = Config::load(&config, &overrides.set)?;
+            let cfg = loaded(Config::load(&config, &overrides.set)?);
             run_job(cfg, quiet, overwrite)
         }
         Command::Cv {
@@ -74,11 +107,11 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
             // `cv` runs a cross-validation whether or not the file has a [cv] section.
             let mut set = overrides.set.clone();
             set.push("cv={}".into());
-            let cfg = Config::load(&config, &set)?;
+            let cfg = loaded(Config::load(&config, &set)?);
             run_job(cfg, quiet, overwrite)
         }
         Command::Train { config, overrides } => {
-            let mut cfg = Config::load(&config, &overrides.set)?;
+            let mut cfg = loaded(Config::load(&config, &overrides.set)?);
             if cfg.train.is_none() {
                 return Err(self::config::ConfigError {
                     source: config.display().to_string(),
@@ -99,18 +132,23 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
             summary,
             overrides,
         } => {
-            let cfg = config_for_dataset(config.as_deref(), &overrides.set, dataset)?;
+            let cfg = loaded(config_for_dataset(config.as_deref(), &overrides.set, dataset)?);
+            let ds = Dataset::open_unlabelled(&cfg.dataset)?;
+            for (path, flag) in
+                std::iter::once((&out, "--out")).chain(summary.iter().map(|s| (s, "--summary")))
+            {
+                crate::predict::check_out_path(path, flag, &cfg.dataset.path, &ds, &model)?;
+            }
             let predictor = crate::predict::Predictor::load(&model)?;
             let ctx = RunContext::new(cfg, "predict");
             let rows = ctx.stage("predict", |res| {
-                let ds = Dataset::open_unlabelled(&ctx.config.dataset)?;
                 crate::predict::predict_job(&ds, &predictor, &out, res)
             })?;
             println!("wrote {rows} scores to {}", out.display());
             show_summary(&ctx, quiet, summary.as_deref())
         }
         Command::CheckConfig { config, overrides } => {
-            let cfg = Config::load(&config, &overrides.set)?;
+            let cfg = loaded(Config::load(&config, &overrides.set)?);
             println!("# {}: valid", config.display());
             print!("{}", toml::to_string_pretty(&cfg)?);
             println!(
@@ -132,7 +170,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
             summary,
             overrides,
         } => {
-            let cfg = config_for_dataset(config.as_deref(), &overrides.set, dataset)?;
+            let cfg = loaded(config_for_dataset(config.as_deref(), &overrides.set, dataset)?);
             let ctx = RunContext::new(cfg, "inspect");
             let report = ctx.stage("scan", |res| {
                 let ds = Dataset::open(&ctx.config.dataset)?;
@@ -157,7 +195,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
             summary,
             overrides,
         } => {
-            let cfg = load_config(config.as_deref(), &overrides.set)?;
+            let cfg = loaded(load_config(config.as_deref(), &overrides.set)?);
             let ctx = RunContext::new(cfg, "synth");
             let opts = SynthOptions {
                 genes,
@@ -187,24 +225,28 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
             max_rows,
             summary,
             overrides,
-        } => query_command(sql, dataset, config, out, max_rows, summary, overrides.set, quiet),
+        } => {
+            let cfg = loaded(config_for_dataset(config.as_deref(), &overrides.set, dataset)?);
+            query_command(cfg, sql, out, max_rows, summary, quiet)
+        }
     }
 }
 
 #[cfg(feature = "sql")]
-#[allow(clippy::too_many_arguments)]
 fn query_command(
+    cfg: Config,
     sql: String,
-    dataset: Option<PathBuf>,
-    config: Option<PathBuf>,
     out: Option<PathBuf>,
     max_rows: usize,
     summary: Option<PathBuf>,
-    overrides: Vec<String>,
     quiet: bool,
 ) -> anyhow::Result<()> {
     use crate::query::{run_query, QueryOutput};
-    let cfg = config_for_dataset(config.as_deref(), &overrides, dataset)?;
+    if let Some(p) = &out {
+        // A Parquet result inside the dataset directory would be read as data next time.
+        let parquet = p.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
+        crate::predict::check_out_path_against(p, "--out", &cfg.dataset.path, &[], parquet)?;
+    }
     let output = match &out {
         Some(p) => QueryOutput::to_file(p)?,
         None => QueryOutput::Print { max_rows },
@@ -229,15 +271,12 @@ fn query_command(
 }
 
 #[cfg(not(feature = "sql"))]
-#[allow(clippy::too_many_arguments)]
 fn query_command(
+    _: Config,
     _: String,
-    _: Option<PathBuf>,
-    _: Option<PathBuf>,
     _: Option<PathBuf>,
     _: usize,
     _: Option<PathBuf>,
-    _: Vec<String>,
     _: bool,
 ) -> anyhow::Result<()> {
     Err(crate::error::InputError::new("this build has no SQL engine")
@@ -247,16 +286,42 @@ fn query_command(
 
 /// `spliceboost run CONFIG`: writes the synthetic dataset the config asks for (once), then
 /// cross-validates (`[cv]`), trains (`[train]`) or scans the dataset, and reports.
+///
+/// Every output is written into a staging directory inside `run.out_dir` and moved into
+/// place only once all of them are written, so a run that fails or is killed leaves the
+/// previous results as they were (see [`staging`] and docs/reliability.md). Before any work
+/// the run locks the out_dir, cleans up what killed runs left, and checks that it can write
+/// there.
 pub fn run_job(cfg: Config, quiet: bool, overwrite: bool) -> anyhow::Result<()> {
+    let started = std::time::SystemTime::now();
     let out_dir = cfg.run.out_dir.clone();
+    std::fs::create_dir_all(&out_dir).map_err(|e| {
+        crate::error::io_error(&out_dir, "cannot create the output directory", &e)
+            .hint("set `run.out_dir` to a directory you can write to")
+    })?;
+    let lock = staging::OutDirLock::acquire(&out_dir)?;
+    let synth_parent = cfg.synth.as_ref().map(|_| {
+        cfg.dataset
+            .path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf()
+    });
+    for note in staging::clean_leftovers(
+        &out_dir,
+        lock.is_some(),
+        &cfg.cache_dir(),
+        synth_parent.as_deref(),
+        started,
+    ) {
+        eprintln!("note: {note}");
+    }
     if cfg.cv.is_some() {
         crate::cv::check_out_dir(&out_dir, overwrite)?;
     }
-    std::fs::create_dir_all(&out_dir).map_err(|e| {
-        crate::error::InputError::new(format!("cannot create the output directory: {e}"))
-            .file(&out_dir)
-            .hint("set `run.out_dir` to a writable directory")
-    })?;
+    let staged = staging::Staging::create(&out_dir)?;
+    let dir = staged.path().to_path_buf();
     let ctx = RunContext::new(cfg, "run");
     if let Some(s) = &ctx.config.synth {
         if !ctx.config.dataset.path.exists() {
@@ -268,7 +333,10 @@ pub fn run_job(cfg: Config, quiet: bool, overwrite: bool) -> anyhow::Result<()> 
                 seed: s.seed.unwrap_or(ctx.config.run.seed),
                 with_sequence: false,
             };
-            let written = ctx.stage("synth", |res| write_dataset(&ctx.config.dataset.path, &opts, res))?;
+            let path = &ctx.config.dataset.path;
+            let written = ctx
+                .stage("synth", |res| write_dataset(path, &opts, res))
+                .map_err(|e| crate::error::locate_io(e, path, "cannot write the synthetic dataset"))?;
             if !quiet {
                 eprintln!(
                     "synth: wrote {} genes, {} rows to {}",
@@ -279,6 +347,9 @@ pub fn run_job(cfg: Config, quiet: bool, overwrite: bool) -> anyhow::Result<()> 
             }
         }
     }
+    // What to print once the outputs are in place.
+    let mut lines = vec![];
+    let mut stale: fn(&str) -> bool = |_| false;
     if let Some(cv) = ctx.config.cv.clone() {
         let params = ctx
             .config
@@ -294,80 +365,83 @@ pub fn run_job(cfg: Config, quiet: bool, overwrite: bool) -> anyhow::Result<()> 
             progress: ctx.config.run.progress,
             config_toml: config_toml.clone(),
         };
-        let result = crate::cv::cv_job(&job, &cv, &params, &out_dir, quiet)?;
+        let result = crate::cv::cv_job(&job, &cv, &params, &dir, quiet)?;
         crate::report::cv::write(
-            &out_dir,
+            &dir,
             &result,
             &ctx.summary(),
             &ctx.config.dataset.path,
             &config_toml,
         )?;
+        stale = crate::cv::is_fold_file;
         let o = &result.outcome;
-        if !quiet {
-            println!(
-                "cross-validated {} genes, {} rows, {} folds: accuracy {:.4}, macro-F1 {:.4} (pooled out-of-fold)",
-                o.genes, o.rows, o.folds, o.pooled.accuracy, o.pooled.macro_f1
-            );
-            for (c, m) in o.pooled.classes.iter().enumerate() {
-                println!(
-                    "  {:<9} F1 {:.4}  ROC-AUC {}  AP {}",
-                    crate::io::CLASS_NAMES[c],
-                    m.f1,
-                    m.roc_auc.map_or("-".into(), |v| format!("{v:.4}")),
-                    m.average_precision.map_or("-".into(), |v| format!("{v:.4}"))
-                );
-            }
-            println!(
-                "final model: {} / {} / {} trees (neither / donor / acceptor){}",
-                o.refit_trees[0],
-                o.refit_trees[1],
-                o.refit_trees[2],
-                if o.base_compared {
-                    ""
-                } else {
-                    "; no base scores to compare"
-                }
-            );
-            println!("wrote {}", out_dir.join("report.html").display());
+        lines.push(format!(
+            "cross-validated {} genes, {} rows, {} folds: accuracy {:.4}, macro-F1 {:.4} (pooled out-of-fold)",
+            o.genes, o.rows, o.folds, o.pooled.accuracy, o.pooled.macro_f1
+        ));
+        for (c, m) in o.pooled.classes.iter().enumerate() {
+            lines.push(format!(
+                "  {:<9} F1 {:.4}  ROC-AUC {}  AP {}",
+                crate::io::CLASS_NAMES[c],
+                m.f1,
+                m.roc_auc.map_or("-".into(), |v| format!("{v:.4}")),
+                m.average_precision.map_or("-".into(), |v| format!("{v:.4}"))
+            ));
         }
+        lines.push(format!(
+            "final model: {} / {} / {} trees (neither / donor / acceptor){}",
+            o.refit_trees[0],
+            o.refit_trees[1],
+            o.refit_trees[2],
+            if o.base_compared {
+                ""
+            } else {
+                "; no base scores to compare"
+            }
+        ));
+        lines.push(format!("wrote {}", out_dir.join("report.html").display()));
     } else if let Some(params) = ctx.config.train.clone() {
-        let t = train_job(&ctx, &params, &out_dir, quiet)?;
-        if !quiet {
-            let m = &t.model;
-            println!(
-                "trained `{}` vs rest: {} trees on {} rows ({} validation rows){}",
-                m.class,
-                m.trees.len(),
-                t.train_rows,
-                t.valid_rows,
-                if t.cache_reused {
-                    ", binned cache reused"
-                } else {
-                    ""
-                }
-            );
-            if let (Some(i), Some(s)) = (m.best_iteration, m.best_score) {
-                println!("best iteration {i}: validation {:?} {s:.6}", m.params.eval_metric);
+        let t = train_job(&ctx, &params, &dir, quiet)?;
+        let m = &t.model;
+        lines.push(format!(
+            "trained `{}` vs rest: {} trees on {} rows ({} validation rows){}",
+            m.class,
+            m.trees.len(),
+            t.train_rows,
+            t.valid_rows,
+            if t.cache_reused {
+                ", binned cache reused"
+            } else {
+                ""
             }
-            println!("wrote {}", out_dir.join("model.json").display());
+        ));
+        if let (Some(i), Some(s)) = (m.best_iteration, m.best_score) {
+            lines.push(format!(
+                "best iteration {i}: validation {:?} {s:.6}",
+                m.params.eval_metric
+            ));
         }
+        lines.push(format!("wrote {}", out_dir.join("model.json").display()));
     } else {
         let report = ctx.stage("scan", |res| {
             let ds = Dataset::open(&ctx.config.dataset)?;
             inspect(&ds, res)
         })?;
         crate::io::write_bytes_atomic(
-            &out_dir.join("inspect.json"),
+            &dir.join("inspect.json"),
             serde_json::to_string_pretty(&report)?.as_bytes(),
         )?;
-        if !quiet {
-            print!("{}", report.render());
-        }
+        lines.push(report.render().trim_end().to_string());
     }
-    let (summary, path) = ctx.finish(&out_dir)?;
+    let (summary, _) = ctx.finish(&dir)?;
+    staged.publish(&stale)?;
+    drop(lock);
     if !quiet {
+        for l in &lines {
+            println!("{l}");
+        }
         eprintln!("{summary}");
-        eprintln!("wrote {}", path.display());
+        eprintln!("wrote {}", out_dir.join("run_summary.json").display());
     }
     Ok(())
 }

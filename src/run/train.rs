@@ -33,10 +33,12 @@ pub fn train_job(
 ) -> anyhow::Result<Trained> {
     let cfg = &ctx.config;
     let ds = Dataset::open(&cfg.dataset)?;
-    let (pages, reused) = binned_cache(&ctx.stages, &ds, params, &cfg.cache_dir())?;
+    crate::cv::check_group_column(&ds)?;
+    let cache_dir = cfg.cache_dir();
+    let (pages, reused) = binned_cache(&ctx.stages, &ds, params, &cache_dir)
+        .map_err(|e| crate::error::locate_io(e, &cache_dir, "cannot build or read the binned page cache"))?;
     let (model, train_rows, valid_rows) = ctx.stage("train", |res| {
-        let labels = pages.labels()?;
-        let groups = pages.groups()?;
+        let (labels, groups) = crate::cv::cache_rows(&pages)?;
         let genes = &pages.manifest.genes;
         let valid_gene: Vec<bool> = genes
             .iter()
