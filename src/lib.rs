@@ -3,6 +3,8 @@
 //!
 //! The rooms, each importing only those listed before it: [`error`] and [`memory`] (the
 //! pool, budgets, measured stages); [`io`] (memory-mapped Parquet scans, atomic writes);
+//! [`genome`] (streamed GFF3/GTF annotation, FASTA by region);
+//! [`score`] (the SpliceAI base model, from its Keras weights);
 //! [`features`] (score features and k-mers); [`eval`] (metrics and calibration);
 //! [`query`] (SQL over a dataset); [`binning`] (quantile sketch and binned page cache);
 //! [`boost`] (histogram boosting); [`cv`] (gene-wise cross-validation and the bundle);
@@ -13,6 +15,10 @@ pub mod error;
 pub mod memory;
 
 pub mod io;
+
+pub mod genome;
+
+pub mod score;
 
 pub mod eval;
 pub mod features;

@@ -5,6 +5,8 @@
 const ORDER: &[&[&str]] = &[
     &["error", "memory"],
     &["io"],
+    &["genome"],
+    &["score"],
     &["features", "eval", "query"],
     &["binning"],
     &["boost"],
