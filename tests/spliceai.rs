@@ -180,6 +180,7 @@ fn a_damaged_weight_file_is_a_clear_error() {
         let err = SpliceAi::load(&[1], tmp.path()).unwrap_err();
         one_line_input_error(&err, &path, "SHA-256 mismatch");
         let err = SpliceAi::load_files(std::slice::from_ref(&path)).unwrap_err();
+        println!("cut at {cut}: {err}");
         one_line_input_error(&err, &path, "");
     }
     let mut flipped = bytes.clone();

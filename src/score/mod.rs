@@ -47,8 +47,8 @@ use crate::memory::{MemoryError, MemoryReservation};
 use keras::Network;
 use net::Buffers;
 
-/// Outputs per chunk when nothing else is asked for: about 29 MiB of buffers, 13% spent on
-/// the context.
+/// Outputs per chunk when nothing else is asked for: 28 MiB of buffers, about 12% of the
+/// work spent on the context.
 pub const DEFAULT_CHUNK: usize = 50_000;
 
 /// The smallest chunk [`SpliceAi::chunk_for_budget`] proposes: below it the context costs
@@ -174,7 +174,7 @@ impl SpliceAi {
     }
 
     /// Bytes of the buffers for chunks of `chunk` outputs: three activations of
-    /// `chunk + 10,000` rows of 32 floats and the skip sum of `chunk` rows (29.4 MiB for the
+    /// `chunk + 10,000` rows of 32 floats and the skip sum of `chunk` rows (28.1 MiB for the
     /// default 50,000).
     pub fn working_bytes(&self, chunk: usize) -> u64 {
         Buffers::bytes(chunk, self.reach())
