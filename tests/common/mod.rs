@@ -43,35 +43,7 @@ pub fn bools(v: &[bool]) -> ArrayRef {
 /// A four-row MetaSpliceAI-style batch: labels, genes, metadata and features of every type,
 /// with a null and a NaN.
 pub fn tiny_batch(path: &Path) {
-    write_parquet(
-        path,
-        vec![
-            (
-                "gene_id",
-                strings(&[Some("g1"), Some("g1"), Some("g2"), Some("g2")]),
-            ),
-            (
-                "splice_type",
-                strings(&[Some("donor"), None, Some("acceptor"), Some("")]),
-            ),
-            (
-                "pred_type",
-                strings(&[Some("TP"), Some("TN"), Some("FN"), Some("TN")]),
-            ),
-            ("position", ints(&[10, 20, 30, 40])),
-            (
-                "donor_score",
-                floats(&[Some(0.9), Some(0.1), None, Some(f64::NAN)]),
-            ),
-            (
-                "acceptor_score",
-                floats(&[Some(0.0), Some(0.1), Some(0.3), Some(0.0)]),
-            ),
-            ("num_exons", ints32(&[3, 3, 5, 5])),
-            ("has_tx_info", bools(&[true, true, false, false])),
-            ("3mer_AAA", ints(&[0, 1, 0, 2])),
-        ],
-    );
+    write_parquet(path, tiny_columns());
 }
 
 pub fn bin() -> PathBuf {
