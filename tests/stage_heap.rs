@@ -99,3 +99,32 @@ fn predict_and_inspect_stay_within_their_reservations() {
     assert_eq!(stages(&summary), ["scan"]);
     assert_eq!(over_reservation(&summary), Vec::<String>::new());
 }
+
+/// The score stage on two fly genes, the longer 52 kb (its buffers are the stage's largest).
+#[test]
+fn the_score_stage_stays_within_its_reservation() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let w = spliceboost::score::weights::default_dir();
+    spliceboost::score::weights::ensure(&w, &[1]).unwrap();
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/genome");
+    std::fs::write(d.join("genes.txt"), "Dmel_CG32019\nDmel_CR43958\n").unwrap();
+    let cfg = d.join("s.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[run]\nout_dir = \"{0}/out\"\nprogress = false\n[memory]\ntotal = \"1GiB\"\nscore = \"64MiB\"\n\
+             [genome]\nfasta = \"{1}/dmel_chr4.fna.gz\"\nannotation = \"{1}/dmel_chr4.gff3.gz\"\ncache_dir = \"{0}/cache\"\n\
+             [genome.select]\nids = \"{0}/genes.txt\"\n[score]\nmodels = [1]\nweights_dir = \"{2}\"\n",
+            d.display(),
+            fixtures.display(),
+            w.display()
+        ),
+    )
+    .unwrap();
+    let (code, _, err) = run(&["run", cfg.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let summary = read(&d.join("out/run_summary.json"));
+    assert_eq!(stages(&summary), ["score"]);
+    assert_eq!(over_reservation(&summary), Vec::<String>::new());
+}

@@ -10,6 +10,7 @@ pub mod calibrate;
 pub mod classify;
 pub mod curves;
 pub mod reliability;
+pub mod sites;
 pub mod topk;
 
 pub use classify::{argmax3, classify, BinaryCounts, ClassMetrics, Metrics};

@@ -76,7 +76,7 @@ pub fn compression_of(head: &[u8]) -> Compression {
 
 pub fn open_error(path: &Path, e: &std::io::Error) -> InputError {
     let hint = match e.kind() {
-        std::io::ErrorKind::NotFound => "check the path in the [genome] section of the config",
+        std::io::ErrorKind::NotFound => "check the path in the config",
         std::io::ErrorKind::PermissionDenied => "check the file's permissions",
         _ => "",
     };

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use super::fmt_bytes;
 
 /// The stages that hold a memory budget, in pipeline order. `memory.<stage>` sets each one.
-pub const STAGES: [&str; 9] = [
-    "synth", "scan", "sketch", "bin", "train", "cv", "eval", "predict", "query",
+pub const STAGES: [&str; 10] = [
+    "score", "synth", "scan", "sketch", "bin", "train", "cv", "eval", "predict", "query",
 ];
 
 /// Memory budgets: a total for the run and, optionally, one per stage.
@@ -22,6 +22,9 @@ pub struct MemoryConfig {
     /// The run's total; stage budgets together may not exceed it.
     #[serde(default = "default_total")]
     pub total: Budget,
+    /// The base model over the genome: its networks, chunk buffers and the longest gene.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<Budget>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synth: Option<Budget>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -51,6 +54,7 @@ impl Default for MemoryConfig {
     fn default() -> Self {
         Self {
             total: default_total(),
+            score: None,
             synth: None,
             scan: None,
             sketch: None,
@@ -69,6 +73,7 @@ impl MemoryConfig {
     /// The budget set for `stage` in the config, if any.
     pub fn explicit(&self, stage: &str) -> Option<Budget> {
         match stage {
+            "score" => self.score,
             "synth" => self.synth,
             "scan" => self.scan,
             "sketch" => self.sketch,

@@ -44,6 +44,20 @@ pub enum Command {
         #[command(flatten)]
         overrides: Overrides,
     },
+    /// Score every position of every selected gene of `[genome]` with SpliceAI (or read
+    /// the scores of `[score.file]`), in resumable batches under `memory.score`.
+    Score {
+        config: PathBuf,
+        /// Then find the per (type, strand) shifts (-5..5) that maximise F1 at 0.5 against
+        /// the annotation, print them with the base model's quality before and after.
+        #[arg(long)]
+        fit_shifts: bool,
+        /// Replace scores made with other settings in the score directory.
+        #[arg(long)]
+        overwrite: bool,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
     /// Train the one-vs-rest model of a config's `[train]` section (sketch, bin, train).
     Train {
         config: PathBuf,

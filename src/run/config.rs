@@ -12,6 +12,7 @@ pub use crate::error::ConfigError;
 pub use crate::genome::GenomeConfig;
 pub use crate::io::DatasetConfig;
 pub use crate::memory::{Budget, MemoryConfig, STAGES};
+pub use crate::score::ScoreConfig;
 pub use crate::synth::SynthConfig;
 
 /// Everything a run needs to know.
@@ -38,6 +39,10 @@ pub struct Config {
     /// builder stages).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub genome: Option<GenomeConfig>,
+    /// When present, `run` scores every selected gene of `[genome]` with the base model
+    /// first (`spliceboost score` runs it with or without the section).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<ScoreConfig>,
 }
 
 /// Where results go and how the run behaves.
@@ -173,6 +178,16 @@ impl Config {
         if let Some(g) = &self.genome {
             g.validate()?;
         }
+        if let Some(s) = &self.score {
+            s.validate()?;
+            if self.genome.is_none() {
+                return Err((
+                    "score".into(),
+                    "scores the genes of a genome: add a [genome] section with `fasta` and `annotation`"
+                        .into(),
+                ));
+            }
+        }
         if let Some(s) = &self.synth {
             if s.genes == 0 {
                 return Err(("synth.genes".into(), "must be at least 1".into()));
@@ -196,6 +211,14 @@ impl Config {
             .as_ref()
             .and_then(|t| t.cache_dir.clone())
             .unwrap_or_else(|| self.run.out_dir.join("cache"))
+    }
+
+    /// Where the base scores go.
+    pub fn score_dir(&self) -> PathBuf {
+        self.score.as_ref().map_or_else(
+            || self.run.out_dir.join("scores"),
+            |s| s.out_or(&self.run.out_dir),
+        )
     }
 
     /// The directory the query stage spills to.

@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod config;
 mod context;
+mod score;
 mod staging;
 mod train;
 
@@ -109,6 +110,15 @@ fn dispatch(cli: Cli, memory: &mut Option<crate::memory::MemoryConfig>) -> anyho
             set.push("cv={}".into());
             let cfg = loaded(Config::load(&config, &set)?);
             run_job(cfg, quiet, overwrite)
+        }
+        Command::Score {
+            config,
+            fit_shifts,
+            overwrite,
+            overrides,
+        } => {
+            let cfg = loaded(Config::load(&config, &overrides.set)?);
+            score::score_command(cfg, &config, fit_shifts, overwrite, quiet)
         }
         Command::Train { config, overrides } => {
             let mut cfg = loaded(Config::load(&config, &overrides.set)?);
@@ -284,8 +294,9 @@ fn query_command(
         .into())
 }
 
-/// `spliceboost run CONFIG`: writes the synthetic dataset the config asks for (once), then
-/// cross-validates (`[cv]`), trains (`[train]`) or scans the dataset, and reports.
+/// `spliceboost run CONFIG`: scores the genome's genes (`[score]`), writes the synthetic
+/// dataset the config asks for (once), then cross-validates (`[cv]`), trains (`[train]`) or
+/// scans the dataset (when it does none of these), and reports.
 ///
 /// Every output is written into a staging directory inside `run.out_dir` and moved into
 /// place only once all of them are written, so a run that fails or is killed leaves the
@@ -312,6 +323,7 @@ pub fn run_job(cfg: Config, quiet: bool, overwrite: bool) -> anyhow::Result<()> 
         &out_dir,
         lock.is_some(),
         &cfg.cache_dir(),
+        cfg.score.as_ref().map(|_| cfg.score_dir()).as_deref(),
         synth_parent.as_deref(),
         started,
     ) {
@@ -323,6 +335,13 @@ pub fn run_job(cfg: Config, quiet: bool, overwrite: bool) -> anyhow::Result<()> 
     let staged = staging::Staging::create(&out_dir)?;
     let dir = staged.path().to_path_buf();
     let ctx = RunContext::new(cfg, "run");
+    // What to print once the outputs are in place.
+    let mut lines = vec![];
+    if ctx.config.score.is_some() {
+        // Score batches are resumable on their own and too large to stage: they are written
+        // in place, each whole or not at all (see crate::score::store).
+        lines.push(score::describe(&score::score_stage(&ctx, overwrite)?));
+    }
     if let Some(s) = &ctx.config.synth {
         if !ctx.config.dataset.path.exists() {
             let opts = SynthOptions {
@@ -347,8 +366,6 @@ pub fn run_job(cfg: Config, quiet: bool, overwrite: bool) -> anyhow::Result<()> 
             }
         }
     }
-    // What to print once the outputs are in place.
-    let mut lines = vec![];
     let mut stale: fn(&str) -> bool = |_| false;
     if let Some(cv) = ctx.config.cv.clone() {
         let params = ctx
@@ -422,7 +439,7 @@ pub fn run_job(cfg: Config, quiet: bool, overwrite: bool) -> anyhow::Result<()> 
             ));
         }
         lines.push(format!("wrote {}", out_dir.join("model.json").display()));
-    } else {
+    } else if ctx.config.score.is_none() {
         let report = ctx.stage("scan", |res| {
             let ds = Dataset::open(&ctx.config.dataset)?;
             inspect(&ds, res)

@@ -284,8 +284,8 @@ fn dead(path: &Path, pid: Option<u32>, started: SystemTime) -> Option<String> {
 }
 
 /// Removes what runs killed earlier left in `out_dir` (staging directories, temporary
-/// files), in `cache_dir` (half-built binned caches) and in `synth_parent` (half-written
-/// synthetic datasets), and finishes a publication a killed run had begun. Only entries
+/// files), in `cache_dir` (half-built binned caches), in `scores` (half-written score
+/// batches) and in `synth_parent` (half-written synthetic datasets), and finishes a publication a killed run had begun. Only entries
 /// spliceboost names are touched, and only those no live process can own: `.staging-<pid>`
 /// in an out_dir this run has locked (a live run would hold the lock), otherwise entries
 /// whose pid is not running, or whose name holds none and which nothing modified since
@@ -295,6 +295,7 @@ pub fn clean_leftovers(
     out_dir: &Path,
     locked: bool,
     cache_dir: &Path,
+    scores: Option<&Path>,
     synth_parent: Option<&Path>,
     started: SystemTime,
 ) -> Vec<String> {
@@ -356,8 +357,10 @@ pub fn clean_leftovers(
         }
     }
     let mut tmp_dirs = vec![out_dir.to_path_buf()];
-    if cache_dir != out_dir {
-        tmp_dirs.push(cache_dir.to_path_buf());
+    for dir in std::iter::once(cache_dir).chain(scores) {
+        if !tmp_dirs.iter().any(|d| d == dir) {
+            tmp_dirs.push(dir.to_path_buf());
+        }
     }
     for dir in &tmp_dirs {
         for (name, path, t) in entries(dir) {

@@ -2,6 +2,9 @@
 //! weights read from the original Keras `.h5` files, run on the CPU.
 //!
 //! - [`weights`]: where the five `.h5` files are cached, their SHA-256, the download.
+//! - [`score_job`]: the score stage, every position of every selected gene through the
+//!   network (or read from a file, [`import`]), shifted ([`shifts`]) and written in
+//!   resumable gene batches ([`store`]) under the `memory.score` budget.
 //! - [`SpliceAi`]: an average of some of the five networks over a sequence of any length:
 //!   its outputs plus [`SpliceAi::context`] (5,000) nucleotides each side in, one
 //!   `[neither, acceptor, donor]` row per output position out (Keras's channel order).
@@ -33,14 +36,21 @@
 //! # anyhow::Ok(())
 //! ```
 
+mod config;
+pub mod import;
 mod keras;
 mod kernel;
 mod net;
+pub mod shifts;
+mod stage;
+pub mod store;
 pub mod weights;
 
 use std::path::{Path, PathBuf};
 
+pub use config::{Flank, ScoreConfig};
 pub use kernel::simd;
+pub use stage::{reverse_complement, score_job, settings, ScoreJob, ScoreSummary};
 
 use crate::error::InputError;
 use crate::memory::{MemoryError, MemoryReservation};
