@@ -12,7 +12,7 @@ use crate::eval::sites::{QualityReport, SiteQuality};
 use crate::genome::Genome;
 use crate::score::shifts::{ShiftFit, Shifts};
 use crate::score::store::ScoreReader;
-use crate::score::{score_job, ScoreConfig, ScoreJob, ScoreSummary};
+use crate::score::{score_job, ScoreJob, ScoreSummary};
 
 /// Offsets `--fit-shifts` tries on each side, and its threshold: the Python original's.
 const FIT_RADIUS: i32 = 5;
@@ -202,12 +202,7 @@ fn for_each_scored_gene(
 /// `--fit-shifts`: one pass fits the shifts and measures the scores as written; a second
 /// measures them with the fitted shifts, when those are not zero.
 pub fn fit_and_evaluate(ctx: &RunContext) -> anyhow::Result<ShiftReport> {
-    let applied = ctx
-        .config
-        .score
-        .clone()
-        .unwrap_or_else(ScoreConfig::default)
-        .shifts;
+    let applied = ctx.config.score.clone().unwrap_or_default().shifts;
     let dir = ctx.config.score_dir();
     ctx.stage("eval", |res| {
         let rows = crate::score::store::Manifest::read(&dir)?.map_or(0, |m| m.rows());

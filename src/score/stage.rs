@@ -104,7 +104,7 @@ enum Source {
         ws: super::Workspace,
         flank: Flank,
     },
-    File(ScoreFile),
+    File(Box<ScoreFile>),
 }
 
 /// What produces the scores, in words.
@@ -245,7 +245,7 @@ pub fn score_job(job: ScoreJob<'_>, res: &mut MemoryReservation) -> anyhow::Resu
         )?;
         res.try_grow(file.working_bytes())?;
         buffers.grow_to(batch, String::new)?;
-        Some(Source::File(file))
+        Some(Source::File(Box::new(file)))
     } else {
         let dir = cfg.weights_dir();
         let load = SpliceAi::load_bytes(cfg.models.len());
