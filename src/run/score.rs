@@ -111,10 +111,16 @@ pub fn score_command(
         let fit = fit_and_evaluate(&ctx)?;
         print!("{}", fit.render());
         crate::io::write_bytes_atomic(
-            &ctx.config.score_dir().join("quality.json"),
+            &ctx.config.score_dir().join(crate::score::store::QUALITY),
             serde_json::to_string_pretty(&fit)?.as_bytes(),
         )?;
-        println!("wrote {}", ctx.config.score_dir().join("quality.json").display());
+        println!(
+            "wrote {}",
+            ctx.config
+                .score_dir()
+                .join(crate::score::store::QUALITY)
+                .display()
+        );
     }
     if !quiet {
         eprintln!("{}", ctx.summary());

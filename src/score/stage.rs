@@ -220,6 +220,11 @@ pub fn score_job(job: ScoreJob<'_>, res: &mut MemoryReservation) -> anyhow::Resu
         manifest.batches.truncate(whole);
         manifest.complete = false;
     }
+    // Batch files the manifest does not list (from a killed run, or from scores being
+    // replaced) and the quality of scores no longer there would be read as current.
+    if !manifest.complete {
+        remove_unlisted(&out, &manifest)?;
+    }
     let reused_batches = manifest.batches.len();
     let reused_genes = manifest.genes() as u64;
 
@@ -469,6 +474,22 @@ impl GeneBuffers {
         file.fill(genes, &mut self.batch)?;
         Ok(&mut self.batch)
     }
+}
+
+/// Removes `scores-NNNNN.parquet` files that `manifest` does not list, and `quality.json`.
+fn remove_unlisted(out: &Path, manifest: &Manifest) -> anyhow::Result<()> {
+    let listed: std::collections::HashSet<&str> = manifest.batches.iter().map(|b| b.file.as_str()).collect();
+    let entries = std::fs::read_dir(out).map_err(|e| crate::error::io_error(out, "cannot list", &e))?;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let batch = name.starts_with("scores-") && name.ends_with(".parquet");
+        if (batch && !listed.contains(name.as_str())) || name == store::QUALITY {
+            std::fs::remove_file(e.path()).map_err(|err| {
+                crate::error::io_error(&e.path(), "cannot remove an outdated score file", &err)
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// Reverse-complements upper-case `ACGTN` in place (anything else becomes `N`).

@@ -22,6 +22,8 @@ use crate::memory::MemoryReservation;
 
 /// The manifest's file name.
 pub const MANIFEST: &str = "manifest.json";
+/// What `score --fit-shifts` writes beside the batches.
+pub const QUALITY: &str = "quality.json";
 /// The manifest's `format`.
 pub const FORMAT: &str = "spliceboost-scores";
 /// The manifest's `version`.
