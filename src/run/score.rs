@@ -158,11 +158,8 @@ impl ShiftReport {
         } else {
             s += "\nthe fitted shifts are zero: the scores sit on the annotated sites\n";
         }
-        s +=
-            &format!(
-            "\n[score.shifts]\ndonor_plus = {}\ndonor_minus = {}\nacceptor_plus = {}\nacceptor_minus = {}\n",
-            self.total.donor_plus, self.total.donor_minus, self.total.acceptor_plus, self.total.acceptor_minus
-        );
+        s += "\n";
+        s += &self.total.toml_block();
         s
     }
 }
@@ -251,11 +248,8 @@ pub fn fit_and_evaluate(ctx: &RunContext) -> anyhow::Result<ShiftReport> {
             total,
             before: before_report,
             after,
-            // The table without its own [score.shifts] block: the total is printed below.
-            table: {
-                let t = fit.render();
-                t.split("\n[score.shifts]").next().unwrap_or_default().to_string()
-            },
+            // Without the fit's own [score.shifts] block: the total is printed below.
+            table: fit.table(),
         })
     })
 }

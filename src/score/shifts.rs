@@ -97,6 +97,14 @@ impl Shifts {
         Ok(())
     }
 
+    /// The `[score.shifts]` section that sets these shifts, to paste into a config.
+    pub fn toml_block(&self) -> String {
+        format!(
+            "[score.shifts]\ndonor_plus = {}\ndonor_minus = {}\nacceptor_plus = {}\nacceptor_minus = {}\n",
+            self.donor_plus, self.donor_minus, self.acceptor_plus, self.acceptor_minus
+        )
+    }
+
     /// Applies the shifts to one gene's scores in place.
     ///
     /// `scores` is the gene in genomic order (row i is `gene.start + i`), rows `[neither,
@@ -310,10 +318,14 @@ impl ShiftFit {
         s
     }
 
-    /// A plain-text table: one row per (type, strand), columns offset -r..r with F1 (3
-    /// decimals, `-` without data), the best marked `*`; then the TOML `[score.shifts]` block
-    /// to paste.
+    /// [`ShiftFit::table`], then the TOML `[score.shifts]` block of [`ShiftFit::best`] to paste.
     pub fn render(&self) -> String {
+        format!("{}\n{}", self.table(), self.best().toml_block())
+    }
+
+    /// A plain-text table: one row per (type, strand), columns offset -r..r with F1 (3
+    /// decimals, `-` without data), the best marked `*`.
+    pub fn table(&self) -> String {
         use std::fmt::Write;
         let mut out = String::new();
         let _ = writeln!(
@@ -351,11 +363,6 @@ impl ShiftFit {
             }
             out.push('\n');
         }
-        let _ = write!(
-            out,
-            "\n[score.shifts]\ndonor_plus = {}\ndonor_minus = {}\nacceptor_plus = {}\nacceptor_minus = {}\n",
-            best.donor_plus, best.donor_minus, best.acceptor_plus, best.acceptor_minus
-        );
         out
     }
 }

@@ -355,7 +355,7 @@ pub fn score_job(job: ScoreJob<'_>, res: &mut MemoryReservation) -> anyhow::Resu
             let bytes = std::fs::metadata(&path)
                 .map_err(|e| crate::error::io_error(&path, "cannot read back", &e))?
                 .len();
-            let sha256 = store::sha256_file(&path)
+            let sha256 = weights::sha256_file(&path)
                 .map_err(|e| crate::error::io_error(&path, "cannot read back", &e))?;
             manifest.batches.push(BatchEntry {
                 file: name,

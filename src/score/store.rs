@@ -7,14 +7,12 @@
 //! size and SHA-256. A batch is written under a temporary name and renamed, then the
 //! manifest is rewritten the same way, so a killed run leaves only whole batches listed.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, Float32Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::error::InputError;
 use crate::genome::Strand;
@@ -153,26 +151,11 @@ pub fn differing_keys(a: &serde_json::Value, b: &serde_json::Value) -> Vec<Strin
     out
 }
 
-/// SHA-256 of a file, streamed.
-pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut f = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
-}
-
 /// Whether batch `b` of `dir` is on disk as the manifest says: its size, then its SHA-256.
 pub fn batch_is_whole(dir: &Path, b: &BatchEntry) -> bool {
     let path = dir.join(&b.file);
     match std::fs::metadata(&path) {
-        Ok(m) if m.len() == b.bytes => sha256_file(&path).is_ok_and(|s| s == b.sha256),
+        Ok(m) if m.len() == b.bytes => super::weights::sha256_file(&path).is_ok_and(|s| s == b.sha256),
         _ => false,
     }
 }
