@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::binning::SPARSE_ZERO_FRACTION;
 use crate::boost::sizing::{BudgetFit, TrainNeeds, TrainShape};
-use crate::io::{decode_labels, to_f32, Dataset, FeatureType, GeneIndex, CLASS_NAMES};
+use crate::io::{decode_labels, Dataset, FeatureReader, FeatureType, GeneIndex, CLASS_NAMES};
 use crate::memory::combine;
 use crate::memory::{fmt_bytes, MemoryReservation};
 
@@ -106,15 +106,19 @@ impl Partial {
 /// Reads the whole dataset once, within `res`'s budget.
 pub fn inspect(ds: &Dataset, res: &mut MemoryReservation) -> anyhow::Result<InspectReport> {
     let features = &ds.roles.features;
-    let mut columns = vec![ds.roles.label.clone(), ds.roles.group.clone()];
-    columns.extend(features.iter().map(|f| f.name.clone()));
+    let columns = [ds.roles.label.clone(), ds.roles.group.clone()];
+    let reader = FeatureReader::all(ds);
     // Per row beyond the decoded batch: the f32 copy of one column, a label and a gene id.
     let extra = 4 + 1 + 4;
     let fixed_per_worker = (features.len() * std::mem::size_of::<FeatureSummary>()) as u64 + (64 << 10);
     let threads = rayon::current_num_threads().min(ds.files.len()).max(1);
     // As many workers as the budget can feed with batches of a useful size (8,192 rows, or
     // a whole row group when groups are smaller); never fewer than one.
-    let probe = ds.scan().with_columns(&columns).with_extra_row_bytes(extra);
+    let probe = ds
+        .scan()
+        .with_columns(&columns)
+        .with_features(&reader)
+        .with_extra_row_bytes(extra);
     let (min_scan, what) = probe.min_bytes();
     res.require(fixed_per_worker + min_scan, what)?;
     let useful = probe.clone().with_max_batch_rows(8192);
@@ -138,6 +142,7 @@ pub fn inspect(ds: &Dataset, res: &mut MemoryReservation) -> anyhow::Result<Insp
             let scan = ds
                 .scan()
                 .with_columns(&columns)
+                .with_features(&reader)
                 .with_files(files)
                 .with_extra_row_bytes(extra)
                 .with_max_bytes(share.saturating_sub(share / 8))
@@ -159,10 +164,10 @@ pub fn inspect(ds: &Dataset, res: &mut MemoryReservation) -> anyhow::Result<Insp
                     .encode(b.batch.column(1).as_ref(), b.first_row, &mut groups)
                     .map_err(|e| e.file(path).column(&ds.roles.group))?;
                 gene_res.try_grow(added)?;
+                let fb = reader.read(&b)?;
                 for (j, st) in part.stats.iter_mut().enumerate() {
-                    let col = b.batch.column(2 + j);
-                    to_f32(col.as_ref(), &mut values);
-                    let nulls = col.null_count() as u64;
+                    fb.fill(j, &mut values);
+                    let nulls = fb.null_count(j) as u64;
                     let mut nan = 0u64;
                     let mut zeros = 0u64;
                     let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
@@ -250,7 +255,7 @@ pub fn inspect(ds: &Dataset, res: &mut MemoryReservation) -> anyhow::Result<Insp
         .fields()
         .iter()
         .map(|f| f.name().clone())
-        .filter(|n| !features.iter().any(|f| &f.name == n))
+        .filter(|n| !features.iter().any(|f| &f.column == n))
         .collect();
     anyhow::Ok(InspectReport {
         dataset: ds.root.display().to_string(),

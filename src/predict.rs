@@ -157,33 +157,22 @@ pub fn predict_job(
     use rayon::prelude::*;
     use std::sync::Arc;
 
-    let types: std::collections::HashMap<&str, &crate::io::Feature> =
-        ds.roles.features.iter().map(|f| (f.name.as_str(), f)).collect();
-    for f in predictor.features() {
-        if !types.contains_key(f.as_str()) {
-            return Err(InputError::new(
-                "the model needs this feature, which the dataset lacks or holds as non-numbers",
-            )
-            .file(&ds.files[0].path)
-            .column(f)
-            .hint("score a dataset with the columns the model was trained on")
-            .into());
-        }
-    }
+    // The model's features by name, wherever the dataset stores them (a plain column or a
+    // sparse k-mer column); a missing one is an error naming it.
+    let reader = crate::io::FeatureReader::named(ds, predictor.features())?;
     let keep: Vec<String> = ["gene_id", "position", "splice_type"]
         .iter()
         .filter(|c| ds.schema.field_with_name(c).is_ok())
         .map(|c| c.to_string())
         .collect();
-    let mut columns = keep.clone();
-    columns.extend(predictor.features().iter().cloned());
     let nf = predictor.features().len();
     let names = predictor.score_columns();
     let ns = names.len();
     let is_bundle = matches!(predictor, Predictor::Bundle(_));
     let scan = ds
         .scan()
-        .with_columns(&columns)
+        .with_columns(&keep)
+        .with_features(&reader)
         .with_extra_row_bytes(8 * nf as u64 + 8 * ns as u64 + 16);
     let mut fields: Vec<Field> = keep
         .iter()
@@ -209,9 +198,9 @@ pub fn predict_job(
         for item in scan {
             let b = item?;
             let n = b.batch.num_rows();
-            cols.par_iter_mut().enumerate().for_each(|(j, c)| {
-                crate::io::to_f32(b.batch.column(keep.len() + j).as_ref(), c);
-            });
+            let fb = reader.read(&b)?;
+            cols.par_iter_mut().enumerate().for_each(|(j, c)| fb.fill(j, c));
+            drop(fb);
             let mut scores = vec![0f32; n * ns];
             scores.par_chunks_mut(ns).enumerate().for_each_init(
                 || vec![0f32; nf],

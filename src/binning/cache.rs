@@ -30,7 +30,7 @@ use sprs::CsMatViewI;
 use super::checksum::Xxh64;
 use super::Cuts;
 use crate::error::InputError;
-use crate::io::{decode_labels, to_f32, Dataset, GeneIndex};
+use crate::io::{decode_labels, Dataset, FeatureReader, GeneIndex};
 use crate::memory::MemoryReservation;
 
 /// Rows per page.
@@ -173,6 +173,11 @@ pub fn fingerprint(ds: &Dataset, max_bin: usize, sketch_size: usize) -> String {
     for f in &ds.roles.features {
         h = fnv(f.name.as_bytes(), h);
         h = fnv(&[0], h);
+        // Where a sparse k-mer comes from; dense features keep the keys they always had.
+        if let Some(i) = f.sparse_index {
+            h = fnv(f.column.as_bytes(), h);
+            h = fnv(&i.to_le_bytes(), h);
+        }
     }
     h = fnv(ds.roles.label.as_bytes(), h);
     h = fnv(ds.roles.group.as_bytes(), h);
@@ -367,12 +372,13 @@ pub fn build(
     let feats = &cuts.features;
     let dense: Vec<usize> = (0..feats.len()).filter(|&i| !feats[i].sparse).collect();
     let sparse: Vec<usize> = (0..feats.len()).filter(|&i| feats[i].sparse).collect();
-    let mut columns = vec![ds.roles.label.clone(), ds.roles.group.clone()];
-    columns.extend(ds.roles.features.iter().map(|f| f.name.clone()));
+    let columns = [ds.roles.label.clone(), ds.roles.group.clone()];
+    let reader = FeatureReader::all(ds);
     let threads = rayon::current_num_threads() as u64;
     let scan = ds
         .scan()
         .with_columns(&columns)
+        .with_features(&reader)
         .with_extra_row_bytes(2 * feats.len() as u64 + 4 * threads + 5);
     let (min_scan, what) = scan.min_bytes();
     let fixed = writer_bytes(feats.len(), 0);
@@ -420,10 +426,11 @@ pub fn build(
         groups_out.write_all(le_bytes(&groups))?;
         groups_hash.update(le_bytes(&groups));
         // Codes per feature, column-major, converted in parallel.
+        let fb = reader.read(&b)?;
         let codes: Vec<Vec<u8>> = (0..feats.len())
             .into_par_iter()
             .map_init(Vec::new, |buf, j| {
-                to_f32(b.batch.column(2 + j).as_ref(), buf);
+                fb.fill(j, buf);
                 buf.iter().map(|&x| feats[j].bin(x)).collect()
             })
             .collect();

@@ -22,7 +22,7 @@ pub use sketch::QuantileSketch;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::io::{to_f32, Dataset};
+use crate::io::{Dataset, FeatureReader};
 use crate::memory::MemoryReservation;
 
 /// The most histogram slots a feature can have: 256 value bins, or 255 and a missing bin.
@@ -229,7 +229,8 @@ pub fn sketch_dataset(
     let features = &ds.roles.features;
     let names: Vec<&str> = features.iter().map(|f| f.name.as_str()).collect();
     let threads = rayon::current_num_threads() as u64;
-    let scan = ds.scan().with_columns(&names).with_extra_row_bytes(4 * threads);
+    let reader = FeatureReader::all(ds);
+    let scan = ds.scan().with_features(&reader).with_extra_row_bytes(4 * threads);
     let (min_scan, what) = scan.min_bytes();
     let rows = ds.rows();
     let k = sketch_size;
@@ -253,10 +254,11 @@ pub fn sketch_dataset(
     ];
     for item in scan.build(res)? {
         let b = item?;
+        let fb = reader.read(&b)?;
         accs.par_iter_mut()
             .enumerate()
             .for_each_init(Vec::new, |buf, (j, acc)| {
-                to_f32(b.batch.column(j).as_ref(), buf);
+                fb.fill(j, buf);
                 acc.add(buf, max_bin.min(256));
             });
     }

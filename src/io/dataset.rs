@@ -13,6 +13,7 @@ use parquet::arrow::arrow_reader::{
 use parquet::arrow::ProjectionMask;
 use serde::{Deserialize, Serialize};
 
+use super::kmers;
 use crate::error::InputError;
 
 /// Columns that describe a row but must never be features: identifiers, coordinates, the
@@ -93,14 +94,22 @@ pub enum FeatureType {
     Bool,
 }
 
-/// A feature column.
+/// A feature: a numeric column, or one k-mer of a sparse `kmers_{k}` column.
+///
+/// Readers go through [`FeatureReader`](super::FeatureReader), which finds the values
+/// wherever [`Self::column`] and [`Self::sparse_index`] say they are.
 #[derive(Debug, Clone)]
 pub struct Feature {
     pub name: String,
+    /// The stored type: the column's, or for a sparse k-mer the type of its counts.
     pub data_type: DataType,
     pub kind: FeatureType,
-    /// `Some(k)` for a k-mer count column (`{k}mer_ACG…`).
+    /// `Some(k)` for a k-mer count (`{k}mer_ACG…`), dense or sparse.
     pub kmer: Option<usize>,
+    /// The schema column holding the values: the feature's own name, or `kmers_{k}`.
+    pub column: String,
+    /// For a k-mer of a sparse `kmers_{k}` column, its index there (see [`super::kmers`]).
+    pub sparse_index: Option<u32>,
 }
 
 /// How the label column encodes classes.
@@ -156,6 +165,9 @@ pub struct ColumnInfo {
     pub converted: bool,
     /// Bytes per row of the widest type any file decodes the column to.
     pub decoded_width: u64,
+    /// Values per row in the row group that holds the most: 1 for a flat column, the list
+    /// items per row for a list column (a sparse `kmers_{k}` column's non-zero counts).
+    pub items_per_row: f64,
 }
 
 /// A memory-mapped Parquet file and its footer.
@@ -304,6 +316,25 @@ pub(crate) fn decoded_width(dt: &DataType, bytes_per_row: f64) -> u64 {
     }
 }
 
+/// As [`decoded_width`], knowing the column's values per row (`items_per_row`, see
+/// [`ColumnInfo::items_per_row`]): a list decodes to an offset and a validity bit per row and,
+/// per item, its fields' values and validity. The items are taken a quarter higher and one
+/// more, since a batch of a row group may be denser than the whole group.
+pub(crate) fn column_width(dt: &DataType, bytes_per_row: f64, items_per_row: f64) -> u64 {
+    let (offset, item) = match dt {
+        DataType::List(item) => (4, item),
+        DataType::LargeList(item) => (8, item),
+        other => return decoded_width(other, bytes_per_row),
+    };
+    let width = |d: &DataType| d.primitive_width().unwrap_or(8) as u64 + 1;
+    let item_width = match item.data_type() {
+        DataType::Struct(fields) => 1 + fields.iter().map(|f| width(f.data_type())).sum::<u64>(),
+        other => width(other),
+    };
+    let items = (items_per_row * 1.25).ceil() as u64 + 1;
+    offset + 1 + items * item_width
+}
+
 fn feature_type(dt: &DataType) -> Option<FeatureType> {
     match value_type(dt) {
         DataType::Float16
@@ -321,9 +352,7 @@ fn feature_type(dt: &DataType) -> Option<FeatureType> {
 
 /// `Some(k)` for names such as `3mer_ACG`.
 fn kmer_k(name: &str) -> Option<usize> {
-    let (k, rest) = name.split_once("mer_")?;
-    let k: usize = k.parse().ok()?;
-    (rest.len() == k && rest.bytes().all(|b| b"ACGTN".contains(&b))).then_some(k)
+    kmers::parse_kmer_name(name).map(|(k, _)| k)
 }
 
 /// Prints `warning: {line}` on stderr, once per process however often a dataset is opened.
@@ -473,6 +502,8 @@ struct ColumnScan {
     absent_hash: u64,
     max_chunk: u64,
     total_bytes: u64,
+    /// The most leaf values per row of any row group (list items for a list column).
+    items_per_row: f64,
 }
 
 /// A well-mixed 64-bit value per file index (splitmix64): sums of these identify sets of
@@ -539,6 +570,7 @@ impl Dataset {
                         absent_hash: before,
                         max_chunk: 0,
                         total_bytes: 0,
+                        items_per_row: 0.0,
                     });
                     cols.len() - 1
                 });
@@ -577,8 +609,10 @@ impl Dataset {
             }
             before = before.wrapping_add(mark);
             let pq_schema = mapped.meta.parquet_schema();
+            let mut leaf_values = vec![0i64; to_union.len()];
             for rg in md.row_groups() {
                 max_rg_rows = max_rg_rows.max(rg.num_rows().max(0) as u64);
+                leaf_values.iter_mut().for_each(|v| *v = 0);
                 for (ci, col) in rg.columns().iter().enumerate() {
                     // Leaf columns map to top-level fields one to one for the flat tables
                     // datasets are; a nested leaf is charged to its root.
@@ -587,7 +621,15 @@ impl Dataset {
                         let u = col.uncompressed_size().max(0) as u64;
                         cols[i].max_chunk = cols[i].max_chunk.max(u);
                         cols[i].total_bytes += u;
+                        // A list's leaves hold one value per item (and per empty or null
+                        // list): what a reader of the row group decodes per row.
+                        leaf_values[root] = leaf_values[root].max(col.num_values());
                     }
+                }
+                let rg_rows = rg.num_rows().max(1) as f64;
+                for (root, &i) in to_union.iter().enumerate() {
+                    let per_row = leaf_values[root].max(0) as f64 / rg_rows;
+                    cols[i].items_per_row = cols[i].items_per_row.max(per_row);
                 }
             }
             files.push(DataFile {
@@ -605,7 +647,16 @@ impl Dataset {
                 })
                 .collect::<Vec<_>>(),
         ));
-        let (roles, skipped) = assign_roles(&schema, cfg, &paths[0], labelled)?;
+        // A column most files lack is a stray, not part of the dataset's schema: it is
+        // reported once and left out of the features (the label and group columns are still
+        // checked below, with a precise error).
+        let minority: HashSet<String> = cols
+            .iter()
+            .filter(|c| 2 * c.files < n_files)
+            .map(|c| c.name.clone())
+            .collect();
+        let (roles, skipped) = assign_roles(&schema, cfg, &paths[0], labelled, &minority)?;
+        check_layout_collisions(&roles, &cols, &index, &paths)?;
         if labelled {
             for (name, what) in [(&roles.label, "label"), (&roles.group, "group")] {
                 let c = &cols[index[name.as_str()]];
@@ -637,12 +688,19 @@ impl Dataset {
                 decoded_width: c
                     .types
                     .iter()
-                    .map(|(t, _)| decoded_width(t, bpr))
+                    .map(|(t, _)| column_width(t, bpr, c.items_per_row))
                     .max()
                     .unwrap_or(0),
+                items_per_row: c.items_per_row,
             })
             .collect();
-        let mut warnings = absent_warnings(&cols, &paths);
+        let label_or_group = |n: &str| n == roles.label || n == roles.group;
+        let mut warnings = absent_warnings(&cols, &paths, |c| {
+            !minority.contains(&c.name) || label_or_group(&c.name)
+        });
+        warnings.extend(minority_warnings(&cols, n_files, |c| {
+            minority.contains(&c.name) && !label_or_group(&c.name)
+        }));
         warnings.extend(type_warnings(&cols, &index, &paths, &skipped)?);
         for w in &warnings {
             warn_once(w);
@@ -675,11 +733,15 @@ impl Dataset {
     }
 }
 
-/// One line per set of columns absent from the same files.
-fn absent_warnings(cols: &[ColumnScan], paths: &[PathBuf]) -> Vec<String> {
+/// One line per set of columns absent from the same files, among the columns `keep` takes.
+fn absent_warnings(
+    cols: &[ColumnScan],
+    paths: &[PathBuf],
+    keep: impl Fn(&ColumnScan) -> bool,
+) -> Vec<String> {
     let mut groups: Vec<(usize, usize, Vec<&str>)> = vec![];
     let mut by_set: HashMap<(usize, usize, u64), usize> = HashMap::new();
-    for c in cols {
+    for c in cols.iter().filter(|c| keep(c)) {
         let Some(first) = c.first_absent else { continue };
         let key = (c.files, first, c.absent_hash);
         let g = *by_set.entry(key).or_insert_with(|| {
@@ -704,6 +766,73 @@ fn absent_warnings(cols: &[ColumnScan], paths: &[PathBuf]) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// One line per number of files for the columns `ignored` takes: held by fewer than half of
+/// the files, they are strays (a batch written by another version of the pipeline, a column
+/// added by hand) rather than part of the dataset.
+fn minority_warnings(
+    cols: &[ColumnScan],
+    n_files: usize,
+    ignored: impl Fn(&ColumnScan) -> bool,
+) -> Vec<String> {
+    let mut by_files: Vec<(usize, Vec<&str>)> = vec![];
+    for c in cols.iter().filter(|c| ignored(c)) {
+        match by_files.iter_mut().find(|(n, _)| *n == c.files) {
+            Some((_, names)) => names.push(&c.name),
+            None => by_files.push((c.files, vec![&c.name])),
+        }
+    }
+    by_files
+        .into_iter()
+        .map(|(n, names)| {
+            let (what, verb, them) = if names.len() == 1 {
+                ("column", "is", "it")
+            } else {
+                ("columns", "are", "them")
+            };
+            format!(
+                "{what} {} {verb} held by only {n} of {n_files} files: ignored, not a feature (add {them} to the other files to use {them}, or drop {them} to silence this)",
+                name_list(&names)
+            )
+        })
+        .collect()
+}
+
+/// Refuses a dataset holding one k-mer both as a dense `{k}mer_{SEQ}` column and in a sparse
+/// `kmers_{k}` column: the two would be one feature name with two sources.
+fn check_layout_collisions(
+    roles: &ColumnRoles,
+    cols: &[ColumnScan],
+    index: &HashMap<String, usize>,
+    paths: &[PathBuf],
+) -> Result<(), InputError> {
+    let mut seen: HashMap<&str, &Feature> = HashMap::with_capacity(roles.features.len());
+    for f in &roles.features {
+        let Some(other) = seen.insert(&f.name, f) else {
+            continue;
+        };
+        let (dense, sparse) = if f.sparse_index.is_some() {
+            (other, f)
+        } else {
+            (f, other)
+        };
+        let c = &cols[index[dense.column.as_str()]];
+        let first = c.types.iter().map(|&(_, k)| k).min().unwrap_or(0);
+        return Err(InputError::new(format!(
+            "k-mer `{}` is stored twice: in this dense column and in the sparse column `{}`",
+            f.name, sparse.column
+        ))
+        .file(&paths[first])
+        .column(&dense.column)
+        .hint(format!(
+            "keep one layout per k: rewrite the files without the dense `{k}mer_*` columns or without `{}`, or list `{}` in `dataset.exclude`",
+            sparse.column,
+            sparse.column,
+            k = f.kmer.unwrap_or(0)
+        )));
+    }
+    Ok(())
 }
 
 /// The columns left out of the features for their type, each kind named in one line: text
@@ -743,6 +872,17 @@ fn type_warnings(
         out.push(format!(
             "{what} {} {verb} numbers as text: not used as features (rewrite {them} as a numeric type, or list {them} in `dataset.exclude` to silence this)",
             name_list(&numeric_text)
+        ));
+    }
+    if !skipped.stray_kmers.is_empty() {
+        let (what, verb, them) = if skipped.stray_kmers.len() == 1 {
+            ("column", "is", "it")
+        } else {
+            ("columns", "are", "them")
+        };
+        out.push(format!(
+            "{what} {} {verb} named like k-mer counts but over letters other than A, C, G and T: ignored, not a feature (list {them} in `dataset.exclude` to silence this)",
+            name_list(&skipped.stray_kmers)
         ));
     }
     if !skipped.other.is_empty() {
@@ -833,6 +973,8 @@ struct Skipped {
     text: Vec<String>,
     /// Columns neither numbers nor text (dates, lists, binary, ...); all-null columns aside.
     other: Vec<String>,
+    /// Numeric columns named like k-mers over other letters than A, C, G and T.
+    stray_kmers: Vec<String>,
 }
 
 fn assign_roles(
@@ -840,6 +982,7 @@ fn assign_roles(
     cfg: &DatasetConfig,
     file: &Path,
     labelled: bool,
+    minority: &HashSet<String>,
 ) -> Result<(ColumnRoles, Skipped), InputError> {
     let label = match &cfg.label {
         Some(l) => l.clone(),
@@ -898,8 +1041,21 @@ fn assign_roles(
     };
     let include = compile(&cfg.include, "dataset.include")?;
     let exclude = compile(&cfg.exclude, "dataset.exclude")?;
+    // A sparse column's k-mers are matched by their own names, and all at once by the
+    // column's.
+    let sparse_names: Vec<(usize, usize, Vec<String>)> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| kmers::sparse_k(f).map(|k| (i, k, kmers::kmer_names(k))))
+        .collect();
     for (p, raw) in include.iter().zip(&cfg.include) {
-        if !schema.fields().iter().any(|f| p.matches(f.name())) {
+        let in_sparse = || {
+            sparse_names
+                .iter()
+                .any(|(_, _, names)| names.iter().any(|n| p.matches(n)))
+        };
+        if !schema.fields().iter().any(|f| p.matches(f.name())) && !in_sparse() {
             return Err(InputError::new(format!(
                 "`dataset.include` names {raw:?}, which matches no column"
             ))
@@ -909,15 +1065,50 @@ fn assign_roles(
     }
     let mut features = vec![];
     let mut skipped = Skipped::default();
-    for f in schema.fields() {
+    for (i, f) in schema.fields().iter().enumerate() {
         let name = f.name().as_str();
-        if name == label || name == cfg.group || METADATA_COLUMNS.contains(&name) {
+        if name == label || name == cfg.group || METADATA_COLUMNS.contains(&name) || minority.contains(name) {
+            continue;
+        }
+        if let Some((_, k, names)) = sparse_names.iter().find(|(s, _, _)| *s == i) {
+            let whole_in = matches_any(&include, name);
+            let whole_out = matches_any(&exclude, name);
+            let count_type = match f.data_type() {
+                DataType::List(item) | DataType::LargeList(item) => match item.data_type() {
+                    DataType::Struct(fields) => fields
+                        .iter()
+                        .find(|c| c.name() == "count")
+                        .map_or(DataType::UInt16, |c| c.data_type().clone()),
+                    _ => DataType::UInt16,
+                },
+                _ => DataType::UInt16,
+            };
+            for (index, kmer) in names.iter().enumerate() {
+                if !include.is_empty() && !whole_in && !matches_any(&include, kmer) {
+                    continue;
+                }
+                if whole_out || matches_any(&exclude, kmer) {
+                    continue;
+                }
+                features.push(Feature {
+                    name: kmer.clone(),
+                    data_type: count_type.clone(),
+                    kind: FeatureType::Int,
+                    kmer: Some(*k),
+                    column: name.to_string(),
+                    sparse_index: Some(index as u32),
+                });
+            }
             continue;
         }
         if !include.is_empty() && !matches_any(&include, name) {
             continue;
         }
         if matches_any(&exclude, name) {
+            continue;
+        }
+        if kmers::is_stray_kmer_name(name) {
+            skipped.stray_kmers.push(name.to_string());
             continue;
         }
         let Some(kind) = feature_type(f.data_type()) else {
@@ -942,6 +1133,8 @@ fn assign_roles(
             data_type: f.data_type().clone(),
             kind,
             kmer: kmer_k(name),
+            column: name.to_string(),
+            sparse_index: None,
         });
     }
     if features.is_empty() {
@@ -1032,8 +1225,17 @@ mod tests {
     #[test]
     fn kmer_names_recognised() {
         assert_eq!(kmer_k("3mer_ACG"), Some(3));
-        assert_eq!(kmer_k("6mer_ACGTNA"), Some(6));
+        assert_eq!(kmer_k("6mer_ACGTNA"), None);
         assert_eq!(kmer_k("3mer_AC"), None);
         assert_eq!(kmer_k("donor_score"), None);
+    }
+
+    #[test]
+    fn list_columns_are_priced_by_their_items() {
+        let f = kmers::sparse_field(3);
+        // 10 items of 4 + 2 bytes and their validity, plus the offset.
+        let w = column_width(f.data_type(), 1.0, 10.0);
+        assert!(w >= 4 + 10 * 6, "{w}");
+        assert_eq!(column_width(&DataType::Float64, 3.0, 1.0), 8);
     }
 }

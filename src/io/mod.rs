@@ -6,8 +6,13 @@
 //!   in batches sized from a [`MemoryReservation`](crate::memory::MemoryReservation).
 //! - [`write_atomic`] writes every output under a temporary name and renames it into place,
 //!   so a failed run never leaves a half-written file behind.
+//! - [`FeatureReader`] hands every consumer a feature's values as `f32`, whether a plain
+//!   column or a k-mer of a sparse `kmers_{k}` column holds them.
+//! - [`kmers`] counts, names and stores sparse k-mer counts (`kmers_{k}` columns).
 
 pub(crate) mod dataset;
+pub mod kmers;
+mod reader;
 mod scan;
 mod values;
 
@@ -15,6 +20,7 @@ pub use dataset::{
     ColumnInfo, ColumnRoles, DataFile, Dataset, DatasetConfig, Feature, FeatureType, LabelKind,
     METADATA_COLUMNS,
 };
+pub use reader::{FeatureBatch, FeatureReader};
 pub use scan::{plan_batch_rows, Scan, ScanBatch, ScanBuilder, ScanPlan, MIN_BATCH_ROWS};
 pub use values::{decode_labels, to_f32, try_to_f32, GeneIndex, CLASS_NAMES};
 
@@ -126,10 +132,19 @@ pub fn parquet_writer<W: Write + Send>(
     w: W,
     schema: arrow::datatypes::SchemaRef,
 ) -> anyhow::Result<parquet::arrow::ArrowWriter<W>> {
+    parquet_writer_rows(w, schema, OUTPUT_ROW_GROUP_ROWS)
+}
+
+/// [`parquet_writer`] with row groups of `rows` rows.
+pub fn parquet_writer_rows<W: Write + Send>(
+    w: W,
+    schema: arrow::datatypes::SchemaRef,
+    rows: usize,
+) -> anyhow::Result<parquet::arrow::ArrowWriter<W>> {
     use parquet::basic::{Compression, ZstdLevel};
     let props = parquet::file::properties::WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
-        .set_max_row_group_row_count(Some(OUTPUT_ROW_GROUP_ROWS))
+        .set_max_row_group_row_count(Some(rows))
         .build();
     Ok(parquet::arrow::ArrowWriter::try_new(w, schema, Some(props))?)
 }

@@ -11,7 +11,8 @@ use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::ProjectionMask;
 
-use super::dataset::{decoded_width, Dataset, MappedParquet};
+use super::dataset::{column_width, Dataset, MappedParquet};
+use super::reader::FeatureReader;
 use crate::error::InputError;
 use crate::memory::{MemoryError, MemoryReservation};
 
@@ -70,8 +71,14 @@ pub struct ScanBatch {
 pub struct ScanBuilder<'a> {
     dataset: &'a Dataset,
     columns: Vec<String>,
+    /// `with_columns` was called: `with_features` appends to those columns rather than
+    /// replacing the default of every column.
+    columns_set: bool,
     files: Vec<usize>,
     extra_row_bytes: u64,
+    /// What a [`FeatureReader`] holds besides the batch: per row, and once.
+    feature_row_bytes: u64,
+    feature_fixed_bytes: u64,
     max_batch_rows: usize,
     max_bytes: u64,
 }
@@ -82,8 +89,11 @@ impl Dataset {
         ScanBuilder {
             dataset: self,
             columns: self.schema.fields().iter().map(|f| f.name().clone()).collect(),
+            columns_set: false,
             files: (0..self.files.len()).collect(),
             extra_row_bytes: 0,
+            feature_row_bytes: 0,
+            feature_fixed_bytes: 0,
             max_batch_rows: DEFAULT_MAX_BATCH_ROWS.min(self.max_row_group_rows.max(1) as usize),
             max_bytes: u64::MAX,
         }
@@ -94,6 +104,21 @@ impl<'a> ScanBuilder<'a> {
     /// Reads only these columns, returned in this order.
     pub fn with_columns<S: AsRef<str>>(mut self, columns: &[S]) -> Self {
         self.columns = columns.iter().map(|c| c.as_ref().to_string()).collect();
+        self.columns_set = true;
+        self
+    }
+
+    /// Appends the columns `reader` reads (after those of [`Self::with_columns`], or alone)
+    /// and prices what it holds while it decodes a batch: the batches then suit
+    /// [`FeatureReader::read`]. Call it once, after `with_columns`.
+    pub fn with_features(mut self, reader: &FeatureReader) -> Self {
+        if !self.columns_set {
+            self.columns.clear();
+            self.columns_set = true;
+        }
+        self.columns.extend(reader.columns().iter().cloned());
+        self.feature_row_bytes = reader.row_bytes();
+        self.feature_fixed_bytes = reader.fixed_bytes();
         self
     }
 
@@ -124,8 +149,8 @@ impl<'a> ScanBuilder<'a> {
     /// The plan this scan would use with `available` bytes, without reserving them.
     pub fn plan(&self, available: u64) -> Result<ScanPlan, (u64, ScanPlan)> {
         let ds = self.dataset;
-        let mut fixed = 0u64;
-        let mut row = self.extra_row_bytes;
+        let mut fixed = self.feature_fixed_bytes;
+        let mut row = self.extra_row_bytes + self.feature_row_bytes;
         for name in &self.columns {
             let Some(i) = ds.column_index(name) else { continue };
             fixed += ds.max_chunk_bytes[i].min(PAGE_ALLOWANCE) + COLUMN_OVERHEAD;
@@ -139,7 +164,7 @@ impl<'a> ScanBuilder<'a> {
                 // A file storing another type: its array is converted to the schema's type
                 // while the reader's array is still alive.
                 let dt = ds.schema.field(i).data_type();
-                row += decoded_width(dt, ds.bytes_per_row[i]) + 1;
+                row += column_width(dt, ds.bytes_per_row[i], info.items_per_row) + 1;
             }
         }
         let min_rows = MIN_BATCH_ROWS.min(self.max_batch_rows);
