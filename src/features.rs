@@ -1,12 +1,18 @@
 //! MetaSpliceAI's score-derived features, computed from one position's base scores and its
 //! neighbours' scores.
 //!
-//! The synthetic generator uses these formulas today and the dataset builder will use them on
-//! real base-model scores, so both write the same columns with the same meaning. The
+//! The synthetic generator and the dataset builder both use these formulas, so both write the
+//! same columns with the same meaning (k-mers are counted in `crate::io::kmers`). The
 //! definitions follow the Python original's training sets (see `docs/dataset.md`).
 
 /// The small constant the original adds to denominators and logarithms.
 pub const EPS: f64 = 1e-10;
+
+/// The denominator floor the dataset builder uses in every ratio whose denominator can reach
+/// zero. With the original's `EPS` a score of 0.5 over a flat neighbourhood of zeros gives a
+/// ratio of 5e9, so a handful of rows decide a column's scale; with this floor a ratio of
+/// probabilities stays within ±100 and a ratio of two such ratios within ±1e4.
+pub const RATIO_FLOOR: f64 = 1e-2;
 
 /// Names of the columns [`derive`] fills, in order.
 pub const DERIVED_COLUMNS: [&str; 40] = [
@@ -72,10 +78,16 @@ struct Shape {
     signal_strength: f64,
 }
 
-fn shape(s: f64, [m2, m1, p1, p2]: [f64; 4]) -> Shape {
+/// `x / (|y| + floor)`: the original's `x / (y + eps)` when `floor` is `EPS` and `y` is not
+/// negative, and bounded for the builder's floor.
+fn ratio(x: f64, y: f64, floor: f64) -> f64 {
+    x / (y.abs() + floor)
+}
+
+fn shape(s: f64, [m2, m1, p1, p2]: [f64; 4], floor: f64) -> Shape {
     let mean = (m2 + m1 + p1 + p2) / 4.0;
     let max = m2.max(m1).max(p1).max(p2);
-    let peak_height_ratio = s / (mean + EPS);
+    let peak_height_ratio = ratio(s, mean, floor);
     let signal_strength = s - mean;
     Shape {
         values: [
@@ -83,21 +95,23 @@ fn shape(s: f64, [m2, m1, p1, p2]: [f64; 4]) -> Shape {
             s - m2,
             s - p1,
             s - p2,
-            s / (m1 + p1 + EPS),
+            ratio(s, m1 + p1, floor),
             f64::from(u8::from(s > m1 && s > p1 && s > 1e-3)),
             0.1 * m2 + 0.2 * m1 + 0.4 * s + 0.2 * p1 + 0.1 * p2,
             peak_height_ratio,
             (s - m1) - (p1 - s),
             signal_strength,
-            s / (max + EPS),
+            ratio(s, max, floor),
         ],
         peak_height_ratio,
         signal_strength,
     }
 }
 
-/// Fills `out` with the [`DERIVED_COLUMNS`] of one position.
-pub fn derive(w: &ScoreWindow, out: &mut [f64; 40]) {
+/// Fills `out` with the [`DERIVED_COLUMNS`] of one position. `floor` is added to the
+/// denominators of the ratios that can reach zero: [`EPS`] for the original's formulas,
+/// [`RATIO_FLOOR`] for bounded ones.
+pub fn derive(w: &ScoreWindow, floor: f64, out: &mut [f64; 40]) {
     let (d, a, n) = (w.donor, w.acceptor, w.neither);
     let ctx = if w.own_is_donor {
         w.donor_ctx
@@ -109,8 +123,8 @@ pub fn derive(w: &ScoreWindow, out: &mut [f64; 40]) {
     out[4] = (m2 + m1 + p1 + p2) / 4.0;
     out[5] = (m1 + m2) - (p1 + p2);
     out[6] = m2.max(m1).max(p1).max(p2);
-    let ds = shape(d, w.donor_ctx);
-    let as_ = shape(a, w.acceptor_ctx);
+    let ds = shape(d, w.donor_ctx, floor);
+    let as_ = shape(a, w.acceptor_ctx, floor);
     out[7..18].copy_from_slice(&ds.values);
     out[18..29].copy_from_slice(&as_.values);
     let da_max = d.max(a);
@@ -121,70 +135,15 @@ pub fn derive(w: &ScoreWindow, out: &mut [f64; 40]) {
     out[33] = (d + EPS).ln() - (a + EPS).ln();
     out[34] = (d + a + EPS).ln() - (n + EPS).ln();
     out[35] = -[d, a, n].iter().map(|&p| p * (p + EPS).ln()).sum::<f64>();
-    out[36] = ds.peak_height_ratio / (as_.peak_height_ratio + EPS);
+    out[36] = ratio(ds.peak_height_ratio, as_.peak_height_ratio, floor);
     out[37] = ds.signal_strength - as_.signal_strength;
     out[38] = (d - a) / (d + a + EPS);
-    out[39] = ds.signal_strength / (as_.signal_strength.abs() + EPS);
-}
-
-/// Adds the counts of every k-mer of `seq` (A, C, G, T; windows holding anything else are
-/// skipped) to `counts`, which has `4^k` slots in lexicographic order (`AA…A` first).
-pub fn count_kmers(seq: &[u8], k: usize, counts: &mut [u32]) {
-    debug_assert_eq!(counts.len(), 1 << (2 * k));
-    if k == 0 || seq.len() < k {
-        return;
-    }
-    let mask = (1usize << (2 * k)) - 1;
-    let mut code = 0usize;
-    let mut valid = 0usize;
-    for &b in seq {
-        let v = match b {
-            b'A' | b'a' => 0,
-            b'C' | b'c' => 1,
-            b'G' | b'g' => 2,
-            b'T' | b't' => 3,
-            _ => {
-                valid = 0;
-                continue;
-            }
-        };
-        code = ((code << 2) | v) & mask;
-        valid += 1;
-        if valid >= k {
-            counts[code] += 1;
-        }
-    }
-}
-
-/// Column names of the k-mer counts, `{k}mer_AAA…` in the order of [`count_kmers`].
-pub fn kmer_columns(k: usize) -> Vec<String> {
-    (0..1usize << (2 * k))
-        .map(|code| {
-            let s: String = (0..k)
-                .map(|i| b"ACGT"[(code >> (2 * (k - 1 - i))) & 3] as char)
-                .collect();
-            format!("{k}mer_{s}")
-        })
-        .collect()
+    out[39] = ratio(ds.signal_strength, as_.signal_strength, floor);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kmer_counts_skip_n_and_follow_column_order() {
-        let mut c = vec![0u32; 16];
-        count_kmers(b"ACGNAC", 2, &mut c);
-        let names = kmer_columns(2);
-        let got: Vec<_> = names
-            .iter()
-            .zip(&c)
-            .filter(|(_, &n)| n > 0)
-            .map(|(s, &n)| (s.as_str(), n))
-            .collect();
-        assert_eq!(got, vec![("2mer_AC", 2), ("2mer_CG", 1)]);
-    }
 
     #[test]
     fn peak_shape_features() {
@@ -197,7 +156,7 @@ mod tests {
             own_is_donor: true,
         };
         let mut out = [0.0; 40];
-        derive(&w, &mut out);
+        derive(&w, EPS, &mut out);
         let get = |name: &str| out[DERIVED_COLUMNS.iter().position(|c| *c == name).unwrap()];
         assert!((get("context_neighbor_mean") - 0.15).abs() < 1e-12);
         assert!((get("context_asymmetry") - 0.0).abs() < 1e-12);

@@ -5,6 +5,11 @@
 //! budget. The data carry a signal the base scores miss: true sites hold splice motifs in
 //! their sequence window (seen by the k-mer counts) whether or not the base model found
 //! them, and the base model's false positives do not — the job a meta-model is for.
+//!
+//! [`genome`] writes the inputs of the dataset builder instead: a synthetic genome's FASTA,
+//! its GFF3 annotation and a noisy base model's per-nucleotide scores.
+
+pub mod genome;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,7 +27,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::InputError;
-use crate::features::{count_kmers, derive, kmer_columns, ScoreWindow, DERIVED_COLUMNS};
+use crate::features::{derive, ScoreWindow, DERIVED_COLUMNS};
+use crate::io::kmers::{count_kmers, kmer_names};
 use crate::memory::MemoryReservation;
 
 /// Half-width of the sequence window around each position, as in the original (±250 nt).
@@ -137,7 +143,9 @@ pub fn schema(opts: &SynthOptions) -> SchemaRef {
         f("neither_score", false),
     ];
     fields.extend(DERIVED_COLUMNS.iter().map(|n| f(n, false)));
-    fields.extend(kmer_columns(opts.kmer).iter().map(|n| i(n, false)));
+    if opts.kmer > 0 {
+        fields.extend(kmer_names(opts.kmer).iter().map(|n| i(n, false)));
+    }
     let tx_nullable = |n: &str| !matches!(n, "gene_start" | "gene_end" | "gene_length" | "num_overlaps");
     fields.extend(STRUCT_INT.iter().map(|n| i(n, tx_nullable(n))));
     fields.extend(STRUCT_FLOAT.iter().map(|n| f(n, true)));
@@ -421,7 +429,7 @@ fn build_chunk(
             c.pred_pos
                 .push((row.window.donor.max(row.window.acceptor) >= 0.5).then_some(pos));
             // Scores and the features derived from them.
-            derive(&row.window, &mut derived);
+            derive(&row.window, crate::features::EPS, &mut derived);
             let own = if row.window.own_is_donor {
                 row.window.donor
             } else {
