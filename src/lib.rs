@@ -5,11 +5,13 @@
 //! pool, budgets, measured stages); [`io`] (memory-mapped Parquet scans, atomic writes);
 //! [`genome`] (streamed GFF3/GTF annotation, FASTA by region);
 //! [`score`] (the SpliceAI base model, from its Keras weights);
-//! [`features`] (score features and k-mers); [`eval`] (metrics and calibration);
-//! [`query`] (SQL over a dataset); [`binning`] (quantile sketch and binned page cache);
+//! [`features`] (score features); [`eval`] (metrics and calibration);
+//! [`query`] (SQL over a dataset); [`build`] (training sets from a genome and its scores);
+//! [`binning`] (quantile sketch and binned page cache);
 //! [`boost`] (histogram boosting); [`cv`] (gene-wise cross-validation and the bundle);
-//! [`predict`]; [`inspect`]; [`synth`] (synthetic datasets); [`report`] (summaries and
-//! report.html); and [`run`] on top (config, command line, jobs).
+//! [`predict`]; [`inspect`]; [`leakage`] (single-feature AUC per class); [`synth`]
+//! (synthetic datasets); [`report`] (summaries and report.html); and [`run`] on top
+//! (config, command line, jobs).
 
 pub mod error;
 pub mod memory;
@@ -25,12 +27,15 @@ pub mod features;
 #[cfg(feature = "sql")]
 pub mod query;
 
+pub mod build;
+
 pub mod binning;
 pub mod boost;
 pub mod cv;
 pub mod predict;
 
 pub mod inspect;
+pub mod leakage;
 pub mod report;
 pub mod synth;
 

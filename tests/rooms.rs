@@ -8,11 +8,12 @@ const ORDER: &[&[&str]] = &[
     &["genome"],
     &["score"],
     &["features", "eval", "query"],
+    &["build"],
     &["binning"],
     &["boost"],
     &["cv"],
     &["predict"],
-    &["inspect", "synth", "report"],
+    &["inspect", "leakage", "synth", "report"],
     &["run"],
 ];
 

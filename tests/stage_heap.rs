@@ -100,9 +100,10 @@ fn predict_and_inspect_stay_within_their_reservations() {
     assert_eq!(over_reservation(&summary), Vec::<String>::new());
 }
 
-/// The score stage on two fly genes, the longer 52 kb (its buffers are the stage's largest).
+/// The score and build stages on two fly genes, the longer 52 kb (its buffers are the
+/// stages' largest), the build with sparse 3- and 6-mers, one gene a batch.
 #[test]
-fn the_score_stage_stays_within_its_reservation() {
+fn the_score_and_build_stages_stay_within_their_reservations() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let w = spliceboost::score::weights::default_dir();
@@ -115,7 +116,8 @@ fn the_score_stage_stays_within_its_reservation() {
         format!(
             "[run]\nout_dir = \"{0}/out\"\nprogress = false\n[memory]\ntotal = \"1GiB\"\nscore = \"64MiB\"\n\
              [genome]\nfasta = \"{1}/dmel_chr4.fna.gz\"\nannotation = \"{1}/dmel_chr4.gff3.gz\"\ncache_dir = \"{0}/cache\"\n\
-             [genome.select]\nids = \"{0}/genes.txt\"\n[score]\nmodels = [1]\nweights_dir = \"{2}\"\n",
+             [genome.select]\nids = \"{0}/genes.txt\"\n[score]\nmodels = [1]\nweights_dir = \"{2}\"\n\
+             [dataset]\npath = \"{0}/data\"\n[build]\nkmers = [3, 6]\nbatch_genes = 1\n",
             d.display(),
             fixtures.display(),
             w.display()
@@ -125,6 +127,6 @@ fn the_score_stage_stays_within_its_reservation() {
     let (code, _, err) = run(&["run", cfg.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     let summary = read(&d.join("out/run_summary.json"));
-    assert_eq!(stages(&summary), ["score"]);
+    assert_eq!(stages(&summary), ["score", "build"]);
     assert_eq!(over_reservation(&summary), Vec::<String>::new());
 }

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use super::fmt_bytes;
 
 /// The stages that hold a memory budget, in pipeline order. `memory.<stage>` sets each one.
-pub const STAGES: [&str; 10] = [
-    "score", "synth", "scan", "sketch", "bin", "train", "cv", "eval", "predict", "query",
+pub const STAGES: [&str; 11] = [
+    "score", "build", "synth", "scan", "sketch", "bin", "train", "cv", "eval", "predict", "query",
 ];
 
 /// Memory budgets: a total for the run and, optionally, one per stage.
@@ -25,6 +25,10 @@ pub struct MemoryConfig {
     /// The base model over the genome: its networks, chunk buffers and the longest gene.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score: Option<Budget>,
+    /// The dataset builder: a batch of genes with their scores, sequence and rows, and the
+    /// Parquet writer's row group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<Budget>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synth: Option<Budget>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -55,6 +59,7 @@ impl Default for MemoryConfig {
         Self {
             total: default_total(),
             score: None,
+            build: None,
             synth: None,
             scan: None,
             sketch: None,
@@ -74,6 +79,7 @@ impl MemoryConfig {
     pub fn explicit(&self, stage: &str) -> Option<Budget> {
         match stage {
             "score" => self.score,
+            "build" => self.build,
             "synth" => self.synth,
             "scan" => self.scan,
             "sketch" => self.sketch,

@@ -58,6 +58,17 @@ pub enum Command {
         #[command(flatten)]
         overrides: Overrides,
     },
+    /// Build the training set of `[build]` (or its defaults) from `[genome]` and its base
+    /// scores — scoring first when `[score]` is present — in resumable batches under
+    /// `memory.build`.
+    Build {
+        config: PathBuf,
+        /// Replace a dataset built with other settings.
+        #[arg(long)]
+        overwrite: bool,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
     /// Train the one-vs-rest model of a config's `[train]` section (sketch, bin, train).
     Train {
         config: PathBuf,
@@ -90,38 +101,60 @@ pub enum Command {
     },
     /// Summarise a dataset in one streaming pass under the scan budget.
     Inspect {
-        /// Directory, Parquet file or glob (default: `dataset.path` of --config).
+        /// Directory, Parquet file or glob (default: `dataset.path` of --config); a config
+        /// file (`.toml`) here stands for --config.
         dataset: Option<PathBuf>,
         #[arg(long)]
         config: Option<PathBuf>,
         /// Print one JSON object instead of the table.
         #[arg(long)]
         json: bool,
+        /// Also measure how well each feature alone separates each class (ROC-AUC from the
+        /// binned cache) and write leakage.tsv to `run.out_dir`; flags leaky columns.
+        #[arg(long)]
+        leakage: bool,
+        /// Flag a feature when any class's separation max(AUC, 1 - AUC) is above this.
+        #[arg(
+            long,
+            value_name = "SEPARATION",
+            default_value_t = crate::leakage::DEFAULT_THRESHOLD,
+            value_parser = crate::leakage::parse_threshold,
+            requires = "leakage"
+        )]
+        leakage_threshold: f64,
         /// Also write run_summary.json here.
         #[arg(long, value_name = "FILE")]
         summary: Option<PathBuf>,
         #[command(flatten)]
         overrides: Overrides,
     },
-    /// Write a synthetic dataset in MetaSpliceAI's layout.
+    /// Write a synthetic dataset in MetaSpliceAI's layout, or with --genome a synthetic
+    /// genome (FASTA, GFF3 annotation and a noisy base model's scores) for `build`.
     Synth {
-        /// The dataset directory to create (must not exist).
+        /// The directory to create (must not exist).
         #[arg(long)]
         out: PathBuf,
         #[arg(long, default_value_t = 1000)]
         genes: usize,
-        #[arg(long, default_value_t = crate::synth::default_rows_per_gene())]
+        #[arg(long, default_value_t = crate::synth::default_rows_per_gene(), conflicts_with = "genome")]
         rows_per_gene: usize,
         /// k-mer length of the count columns (0 for none).
-        #[arg(long, default_value_t = crate::synth::default_k())]
+        #[arg(long, default_value_t = crate::synth::default_k(), conflicts_with = "genome")]
         kmer: usize,
-        #[arg(long, default_value_t = crate::synth::default_genes_per_file())]
+        #[arg(long, default_value_t = crate::synth::default_genes_per_file(), conflicts_with = "genome")]
         genes_per_file: usize,
         #[arg(long, default_value_t = 42)]
         seed: u64,
         /// Also write the 501-nt `sequence` column.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "genome")]
         with_sequence: bool,
+        /// Write genome.fa(.fai), annotation.gff3, scores.parquet and synth_genome.json
+        /// instead of a dataset.
+        #[arg(long)]
+        genome: bool,
+        /// Chromosomes of the genome (default: one per 2,000 genes).
+        #[arg(long, requires = "genome")]
+        chromosomes: Option<usize>,
         #[arg(long)]
         config: Option<PathBuf>,
         #[arg(long, value_name = "FILE")]

@@ -43,6 +43,10 @@ pub struct Config {
     /// first (`spliceboost score` runs it with or without the section).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score: Option<ScoreConfig>,
+    /// When present, `run` builds the dataset at `dataset.path` (or `build.out`) from the
+    /// genome and its base scores before training (`spliceboost build` runs it alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<crate::build::BuildConfig>,
 }
 
 /// Where results go and how the run behaves.
@@ -188,6 +192,30 @@ impl Config {
                 ));
             }
         }
+        if let Some(b) = &self.build {
+            b.validate()?;
+            if self.genome.is_none() {
+                return Err((
+                    "build".into(),
+                    "builds training rows from a genome: add a [genome] section with `fasta` and `annotation`"
+                        .into(),
+                ));
+            }
+            if self.score.is_none() && b.scores.is_none() {
+                return Err((
+                    "build.scores".into(),
+                    "no base scores: add a [score] section (or set `build.scores` to a `spliceboost score` directory)"
+                        .into(),
+                ));
+            }
+            if self.synth.is_some() {
+                return Err((
+                    "synth".into(),
+                    "a config either builds its dataset from a genome ([build]) or writes a synthetic one ([synth]), not both"
+                        .into(),
+                ));
+            }
+        }
         if let Some(s) = &self.synth {
             if s.genes == 0 {
                 return Err(("synth.genes".into(), "must be at least 1".into()));
@@ -219,6 +247,21 @@ impl Config {
             || self.run.out_dir.join("scores"),
             |s| s.out_or(&self.run.out_dir),
         )
+    }
+
+    /// Where the builder writes the dataset.
+    pub fn build_dir(&self) -> PathBuf {
+        self.build
+            .as_ref()
+            .map_or_else(|| self.dataset.path.clone(), |b| b.out_or(&self.dataset.path))
+    }
+
+    /// Where the builder reads base scores.
+    pub fn build_scores(&self) -> PathBuf {
+        self.build
+            .as_ref()
+            .and_then(|b| b.scores.clone())
+            .unwrap_or_else(|| self.score_dir())
     }
 
     /// The directory the query stage spills to.
@@ -362,7 +405,8 @@ mod tests {
     fn unset_stages_share_the_rest() {
         let c = Config::from_toml("[memory]\ntotal = \"800MiB\"\ntrain = \"100MiB\"\n", "c", &[]).unwrap();
         assert_eq!(c.memory.budget("train"), 100 << 20);
-        // Nine stages besides train: score, synth, scan, sketch, bin, cv, eval, predict, query.
-        assert_eq!(c.memory.budget("scan"), (700 << 20) / 9);
+        // Ten stages besides train: score, build, synth, scan, sketch, bin, cv, eval, predict,
+        // query.
+        assert_eq!(c.memory.budget("scan"), (700 << 20) / 10);
     }
 }

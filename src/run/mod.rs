@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod config;
 mod context;
+mod leakage;
 mod score;
 mod staging;
 mod train;
@@ -120,6 +121,14 @@ fn dispatch(cli: Cli, memory: &mut Option<crate::memory::MemoryConfig>) -> anyho
             let cfg = loaded(Config::load(&config, &overrides.set)?);
             score::score_command(cfg, &config, fit_shifts, overwrite, quiet)
         }
+        Command::Build {
+            config,
+            overwrite,
+            overrides,
+        } => {
+            let cfg = loaded(Config::load(&config, &overrides.set)?);
+            score::build_command(cfg, &config, overwrite, quiet)
+        }
         Command::Train { config, overrides } => {
             let mut cfg = loaded(Config::load(&config, &overrides.set)?);
             if cfg.train.is_none() {
@@ -177,20 +186,24 @@ fn dispatch(cli: Cli, memory: &mut Option<crate::memory::MemoryConfig>) -> anyho
             dataset,
             config,
             json,
+            leakage,
+            leakage_threshold,
             summary,
             overrides,
         } => {
+            let (dataset, config) = self::leakage::config_in_place(dataset, config);
             let cfg = loaded(config_for_dataset(config.as_deref(), &overrides.set, dataset)?);
             let ctx = RunContext::new(cfg, "inspect");
             let report = ctx.stage("scan", |res| {
                 let ds = Dataset::open(&ctx.config.dataset)?;
                 inspect(&ds, res)
             })?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+            let leak = if leakage {
+                Some(self::leakage::leakage_stage(&ctx, leakage_threshold)?)
             } else {
-                print!("{}", report.render());
-            }
+                None
+            };
+            self::leakage::print(&report, leak.as_ref(), json, quiet)?;
             show_summary(&ctx, quiet, summary.as_deref())
         }
         Command::Synth {
@@ -201,12 +214,39 @@ fn dispatch(cli: Cli, memory: &mut Option<crate::memory::MemoryConfig>) -> anyho
             genes_per_file,
             seed,
             with_sequence,
+            genome,
+            chromosomes,
             config,
             summary,
             overrides,
         } => {
             let cfg = loaded(load_config(config.as_deref(), &overrides.set)?);
             let ctx = RunContext::new(cfg, "synth");
+            if genome {
+                use crate::synth::genome::{write_genome, SynthGenomeOptions};
+                let opts = SynthGenomeOptions {
+                    chromosomes,
+                    ..SynthGenomeOptions::new(genes, seed)
+                };
+                let s = ctx.stage("synth", |res| write_genome(&out, &opts, res))?;
+                let size = |f: &str| crate::memory::fmt_bytes(s.files.get(f).copied().unwrap_or(0));
+                println!(
+                    "wrote {}: {} genes ({} single-exon) on {} chromosome(s), {} donors and {} acceptors, \
+                     {} bases, {} scored positions; genome.fa {}, annotation.gff3 {}, scores.parquet {}",
+                    s.path.display(),
+                    s.genes,
+                    s.single_exon_genes,
+                    s.chromosomes.len(),
+                    s.donors,
+                    s.acceptors,
+                    s.bases,
+                    s.positions,
+                    size("genome.fa"),
+                    size("annotation.gff3"),
+                    size("scores.parquet"),
+                );
+                return show_summary(&ctx, quiet, summary.as_deref());
+            }
             let opts = SynthOptions {
                 genes,
                 rows_per_gene,
@@ -342,6 +382,10 @@ pub fn run_job(cfg: Config, quiet: bool, overwrite: bool) -> anyhow::Result<()> 
         // in place, each whole or not at all (see crate::score::store).
         lines.push(score::describe(&score::score_stage(&ctx, overwrite)?));
     }
+    if ctx.config.build.is_some() {
+        // Like the scores, the dataset's batches are resumable and written in place.
+        lines.push(score::describe_build(&score::build_stage(&ctx, overwrite)?));
+    }
     if let Some(s) = &ctx.config.synth {
         if !ctx.config.dataset.path.exists() {
             let opts = SynthOptions {
@@ -439,7 +483,7 @@ pub fn run_job(cfg: Config, quiet: bool, overwrite: bool) -> anyhow::Result<()> 
             ));
         }
         lines.push(format!("wrote {}", out_dir.join("model.json").display()));
-    } else if ctx.config.score.is_none() {
+    } else if ctx.config.score.is_none() && ctx.config.build.is_none() {
         let report = ctx.stage("scan", |res| {
             let ds = Dataset::open(&ctx.config.dataset)?;
             inspect(&ds, res)

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::config::{Flank, ScoreConfig};
 use super::import::{coverage_bytes, ScoreFile};
-use super::store::{self, BatchEntry, GeneWriter, Manifest};
+use super::store::{self, BatchEntry, GeneWriter};
 use super::{weights, SpliceAi};
 use crate::error::InputError;
 use crate::genome::{Gene, GeneStream, Genome, Strand};
@@ -187,44 +187,7 @@ pub fn score_job(job: ScoreJob<'_>, res: &mut MemoryReservation) -> anyhow::Resu
     let cfg = job.config;
     let out = job.out.clone();
     let settings = settings(job.genome, cfg, job.seed);
-    std::fs::create_dir_all(&out).map_err(|e| {
-        crate::error::io_error(&out, "cannot create the score directory", &e)
-            .hint("set `score.out` to a directory you can write to")
-    })?;
-
-    // What an earlier run left: kept when its settings are ours and its files are whole.
-    let mut manifest = match Manifest::read(&out) {
-        Ok(Some(m)) if m.settings == settings => m,
-        Ok(Some(m)) if !job.overwrite => {
-            let keys = store::differing_keys(&m.settings, &settings);
-            return Err(InputError::new(format!(
-                "holds scores made with other settings (they differ in {})",
-                keys.join(", ")
-            ))
-            .file(out.join(store::MANIFEST))
-            .hint("run `spliceboost score` with --overwrite to replace them, or set `score.out` to another directory")
-            .into());
-        }
-        Err(e) if !job.overwrite => return Err(e.into()),
-        _ => Manifest::new(settings.clone()),
-    };
-    if manifest.batches.is_empty() {
-        manifest = Manifest::new(settings.clone());
-    }
-    let whole = manifest
-        .batches
-        .iter()
-        .take_while(|b| store::batch_is_whole(&out, b))
-        .count();
-    if whole < manifest.batches.len() {
-        manifest.batches.truncate(whole);
-        manifest.complete = false;
-    }
-    // Batch files the manifest does not list (from a killed run, or from scores being
-    // replaced) and the quality of scores no longer there would be read as current.
-    if !manifest.complete {
-        remove_unlisted(&out, &manifest)?;
-    }
+    let mut manifest = store::SCORES.resume(&out, &settings, job.overwrite)?;
     let reused_batches = manifest.batches.len();
     let reused_genes = manifest.genes() as u64;
 
@@ -352,18 +315,10 @@ pub fn score_job(job: ScoreJob<'_>, res: &mut MemoryReservation) -> anyhow::Resu
             })?;
             scored_genes += genes.len() as u64;
             scored_positions += rows;
-            let bytes = std::fs::metadata(&path)
-                .map_err(|e| crate::error::io_error(&path, "cannot read back", &e))?
-                .len();
-            let sha256 = weights::sha256_file(&path)
-                .map_err(|e| crate::error::io_error(&path, "cannot read back", &e))?;
-            manifest.batches.push(BatchEntry {
-                file: name,
-                genes: genes.iter().map(|g| g.id.clone()).collect(),
-                rows,
-                bytes,
-                sha256,
-            });
+            let genes = genes.iter().map(|g| g.id.clone()).collect();
+            manifest
+                .batches
+                .push(BatchEntry::written(&out, name, genes, rows)?);
             manifest.write(&out)?;
         }
         manifest.complete = true;
@@ -474,22 +429,6 @@ impl GeneBuffers {
         file.fill(genes, &mut self.batch)?;
         Ok(&mut self.batch)
     }
-}
-
-/// Removes `scores-NNNNN.parquet` files that `manifest` does not list, and `quality.json`.
-fn remove_unlisted(out: &Path, manifest: &Manifest) -> anyhow::Result<()> {
-    let listed: std::collections::HashSet<&str> = manifest.batches.iter().map(|b| b.file.as_str()).collect();
-    let entries = std::fs::read_dir(out).map_err(|e| crate::error::io_error(out, "cannot list", &e))?;
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let batch = name.starts_with("scores-") && name.ends_with(".parquet");
-        if (batch && !listed.contains(name.as_str())) || name == store::QUALITY {
-            std::fs::remove_file(e.path()).map_err(|err| {
-                crate::error::io_error(&e.path(), "cannot remove an outdated score file", &err)
-            })?;
-        }
-    }
-    Ok(())
 }
 
 /// Reverse-complements upper-case `ACGTN` in place (anything else becomes `N`).

@@ -42,7 +42,7 @@ pub fn schema() -> SchemaRef {
 
 /// The name of batch `i`.
 pub fn batch_name(i: usize) -> String {
-    format!("scores-{i:05}.parquet")
+    SCORES.batch_name(i)
 }
 
 /// What `manifest.json` says.
@@ -58,6 +58,122 @@ pub struct Manifest {
     pub complete: bool,
 }
 
+/// A kind of resumable batch directory: the score store, or a dataset the builder writes.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchKind {
+    /// The manifest's `format` and `version`.
+    pub format: &'static str,
+    pub version: u32,
+    /// In error messages: "score", "dataset".
+    pub what: &'static str,
+    /// Batch files are `{prefix}NNNNN.parquet`.
+    pub prefix: &'static str,
+    /// Files beside the batches that describe them, removed when the batches change.
+    pub derived: &'static [&'static str],
+    /// How to start again, for errors.
+    pub redo: &'static str,
+    /// How to replace outputs made with other settings, for errors.
+    pub replace: &'static str,
+}
+
+/// The score store.
+pub const SCORES: BatchKind = BatchKind {
+    format: FORMAT,
+    version: VERSION,
+    what: "score",
+    prefix: "scores-",
+    derived: &[QUALITY],
+    redo: "delete the score directory (or run with --overwrite) to score again",
+    replace:
+        "run `spliceboost score` with --overwrite to replace them, or set `score.out` to another directory",
+};
+
+impl BatchKind {
+    /// The name of batch `i`.
+    pub fn batch_name(&self, i: usize) -> String {
+        format!("{}{i:05}.parquet", self.prefix)
+    }
+
+    /// The manifest of `dir` to continue from: an earlier run's when its settings are
+    /// `settings` (cut after its last whole batch), else a new one — when `overwrite`, or
+    /// when there is none; otherwise an error naming the keys that differ. Batch files the
+    /// manifest does not list, and the derived files, are removed unless it is complete.
+    pub fn resume(
+        &self,
+        dir: &Path,
+        settings: &serde_json::Value,
+        overwrite: bool,
+    ) -> anyhow::Result<Manifest> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| crate::error::io_error(dir, "cannot create the directory", &e))?;
+        let mut manifest = match Manifest::read_of(self, dir) {
+            Ok(Some(m)) if &m.settings == settings => m,
+            Ok(Some(m)) if !overwrite => {
+                let keys = differing_keys(&m.settings, settings);
+                return Err(InputError::new(format!(
+                    "holds {} outputs made with other settings (they differ in {})",
+                    self.what,
+                    keys.join(", ")
+                ))
+                .file(dir.join(MANIFEST))
+                .hint(self.replace)
+                .into());
+            }
+            Err(e) if !overwrite => return Err(e.into()),
+            _ => Manifest::of(self, settings.clone()),
+        };
+        if manifest.batches.is_empty() {
+            manifest = Manifest::of(self, settings.clone());
+        }
+        let whole = manifest
+            .batches
+            .iter()
+            .take_while(|b| batch_is_whole(dir, b))
+            .count();
+        if whole < manifest.batches.len() {
+            manifest.batches.truncate(whole);
+            manifest.complete = false;
+        }
+        // Batch files the manifest does not list (from a killed run, or from outputs being
+        // replaced) and files derived from batches no longer there would be read as current.
+        if !manifest.complete {
+            let listed: std::collections::HashSet<&str> =
+                manifest.batches.iter().map(|b| b.file.as_str()).collect();
+            let entries =
+                std::fs::read_dir(dir).map_err(|e| crate::error::io_error(dir, "cannot list", &e))?;
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let batch = name.starts_with(self.prefix) && name.ends_with(".parquet");
+                if (batch && !listed.contains(name.as_str())) || self.derived.contains(&name.as_str()) {
+                    std::fs::remove_file(e.path()).map_err(|err| {
+                        crate::error::io_error(&e.path(), "cannot remove an outdated file", &err)
+                    })?;
+                }
+            }
+        }
+        Ok(manifest)
+    }
+}
+
+impl BatchEntry {
+    /// The entry of the batch just written to `dir/file`: its size and SHA-256 read back.
+    pub fn written(dir: &Path, file: String, genes: Vec<String>, rows: u64) -> anyhow::Result<Self> {
+        let path = dir.join(&file);
+        let bytes = std::fs::metadata(&path)
+            .map_err(|e| crate::error::io_error(&path, "cannot read back", &e))?
+            .len();
+        let sha256 = super::weights::sha256_file(&path)
+            .map_err(|e| crate::error::io_error(&path, "cannot read back", &e))?;
+        Ok(Self {
+            file,
+            genes,
+            rows,
+            bytes,
+            sha256,
+        })
+    }
+}
+
 /// One finished batch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -70,19 +186,29 @@ pub struct BatchEntry {
 }
 
 impl Manifest {
-    /// An empty manifest for `settings`.
+    /// An empty score manifest for `settings`.
     pub fn new(settings: serde_json::Value) -> Self {
+        Self::of(&SCORES, settings)
+    }
+
+    /// An empty manifest of `kind` for `settings`.
+    pub fn of(kind: &BatchKind, settings: serde_json::Value) -> Self {
         Self {
-            format: FORMAT.into(),
-            version: VERSION,
+            format: kind.format.into(),
+            version: kind.version,
             settings,
             batches: vec![],
             complete: false,
         }
     }
 
-    /// Reads `dir/manifest.json`; `None` when there is none.
+    /// Reads a score directory's `manifest.json`; `None` when there is none.
     pub fn read(dir: &Path) -> Result<Option<Self>, InputError> {
+        Self::read_of(&SCORES, dir)
+    }
+
+    /// Reads `dir/manifest.json` of `kind`; `None` when there is none.
+    pub fn read_of(kind: &BatchKind, dir: &Path) -> Result<Option<Self>, InputError> {
         let path = dir.join(MANIFEST);
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
@@ -90,17 +216,17 @@ impl Manifest {
             Err(e) => return Err(crate::error::io_error(&path, "cannot read", &e)),
         };
         let m: Manifest = serde_json::from_str(&text).map_err(|e| {
-            InputError::new(format!("not a score manifest: {e}"))
+            InputError::new(format!("not a {} manifest: {e}", kind.what))
                 .file(&path)
-                .hint("delete the score directory (or run with --overwrite) to score again")
+                .hint(kind.redo)
         })?;
-        if m.format != FORMAT || m.version != VERSION {
+        if m.format != kind.format || m.version != kind.version {
             return Err(InputError::new(format!(
-                "a manifest of format {} version {}, this build reads {FORMAT} version {VERSION}",
-                m.format, m.version
+                "a manifest of format {} version {}, this build reads {} version {}",
+                m.format, m.version, kind.format, kind.version
             ))
             .file(&path)
-            .hint("delete the score directory (or run with --overwrite) to score again"));
+            .hint(kind.redo));
         }
         Ok(Some(m))
     }
