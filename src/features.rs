@@ -67,8 +67,9 @@ pub struct ScoreWindow {
     pub neither: f64,
     pub donor_ctx: [f64; 4],
     pub acceptor_ctx: [f64; 4],
-    /// Whose track the `context_*` columns show: the row's own type (donor rows the donor
-    /// track, acceptor rows the acceptor track; unlabelled rows the stronger score's track).
+    /// Whose track the `context_*` columns show. The synthetic generator mimics the Python's
+    /// datasets, where it is the row's own type; the builder takes the stronger score's track,
+    /// which does not depend on the label.
     pub own_is_donor: bool,
 }
 

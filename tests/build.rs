@@ -675,3 +675,64 @@ fn no_non_score_feature_separates_splice_from_neither_rows_on_the_fly_chromosome
         "the base model's call column separates: {a}"
     );
 }
+
+#[test]
+fn scores_over_another_span_or_for_extra_genes_stop_the_build() {
+    let f = Fixture::new();
+    let mut genes = planted();
+    // M's 100 scores start one base early: the same length, the wrong span.
+    genes[1].1 = 250;
+    genes[1].2 = 349;
+    genes[1].4.clear();
+    f.write_scores(&genes, 1);
+    let (code, _, err) = f.build("");
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("gene M is scored over - c1:250-349, its annotation spans - c1:251-350"),
+        "{err}"
+    );
+
+    let mut genes = planted();
+    genes.push(("X", 360, 380, Strand::Plus, vec![]));
+    f.write_scores(&genes, 1);
+    std::fs::remove_dir_all(f.path().join("data")).unwrap();
+    let (code, _, err) = f.build("");
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("the scores hold gene X where the annotation's selection yields no more genes"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_window_past_the_chromosome_start_counts_only_the_bases_inside() {
+    let f = Fixture::new();
+    let cfg = f.config("");
+    let (code, _, err) = run(&["build", cfg.to_str().unwrap(), "--set", "build.window=300"]);
+    assert_eq!(code, 0, "{err}");
+    let rows = rows(&f.master());
+    // P's donor at 130: the window [130 - 150, 130 + 150) is genomic -20..=279, of which
+    // 1..=279 lie on the chromosome.
+    let p = &rows[&("P".into(), 130)];
+    assert_eq!(p["sequence_length"], "279");
+    let inside = &chromosome()[..279];
+    let gc = inside.iter().filter(|&&b| b == b'G' || b == b'C').count() as f32 / 279.0;
+    assert_eq!(p["gc_content"], format!("{gc}"));
+}
+
+#[test]
+fn a_build_budget_too_small_stops_before_any_batch_naming_the_key() {
+    let f = Fixture::new();
+    let cfg = f.config("kmer_layout = \"dense\"");
+    let sets = ["--set", "build.kmers=[8]", "--set", "memory.build=16MiB"];
+    let (code, _, err) = run(&[&["build", cfg.to_str().unwrap()][..], &sets].concat());
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("memory.build"), "{err}");
+    let written: Vec<_> = std::fs::read_dir(f.master())
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        !written.iter().any(|n| n.to_string_lossy().ends_with(".parquet")),
+        "{written:?}"
+    );
+}

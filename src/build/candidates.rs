@@ -92,10 +92,12 @@ pub struct GeneCounts {
     pub sites_outside: u64,
 }
 
-/// Bytes [`label_gene`] holds for a gene of `len` positions at most (the TN candidates and
-/// the per-position marks), for the caller's reservation.
+/// Bytes [`label_gene`] holds for a gene of `len` positions at most, for the caller's
+/// reservation: the per-position marks (1), the TN pool and its split or distances (4 + 8),
+/// the draw's index vector and its output (4 + 4), and the rows (8 a row, doubled while the
+/// vector grows, at most one a position).
 pub fn label_bytes(len: usize) -> u64 {
-    (len * (4 + 1 + 8)) as u64
+    (len * (1 + 4 + 8 + 4 + 4 + 16)) as u64
 }
 
 const SITE_DONOR: u8 = 1;
@@ -245,9 +247,10 @@ fn sample_tn(
         return pool;
     }
     // Distances to the nearest prediction, for the two modes that favour them.
+    // The base model's predictions themselves (a TP site's prediction may be a base away).
     let predicted: Vec<u32> = rows
         .iter()
-        .filter(|r| r.calls.iter().any(|c| matches!(c, Call::Tp | Call::Fp)))
+        .filter(|r| marks[r.offset as usize] & (HIT_DONOR | HIT_ACCEPTOR) != 0)
         .map(|r| r.offset)
         .collect();
     let mut chosen: Vec<u32> = match p.tn_mode {

@@ -200,8 +200,14 @@ impl BuildConfig {
         if ks.len() != self.kmers.len() {
             return err("kmers", "names a k twice");
         }
-        if self.window < 2 || self.window > 100_000 {
-            return err("window", "must be 2 to 100000 nt");
+        if self.window < 2 || self.window > 100_000 || self.window % 2 == 1 {
+            return err(
+                "window",
+                "must be an even number of nt from 2 to 100000 (half on each side)",
+            );
+        }
+        if self.consensus_window > 1000 {
+            return err("consensus_window", "must be at most 1000 nt");
         }
         if self.batch_genes == 0 {
             return err("batch_genes", "must be at least 1");

@@ -122,10 +122,14 @@ impl WindowSpec {
     }
 }
 
-/// Bytes per row the gene's columns hold before they are written (the record batch, its
-/// column vectors, the sparse k-mers), without dense k-mers.
+/// Bytes per row the gene's columns hold before they are written (the column vectors, the
+/// record batch built from them, the sparse k-mers and their array), without dense k-mers;
+/// `name_bytes` is the gene's strings (id, name, type, chromosome) repeated on every row.
 pub fn row_bytes(spec: &WindowSpec, name_bytes: usize) -> u64 {
-    let fixed = 2 * (float_columns().len() * 4 + INT_COLUMNS.len() * 8 + 8 + 4 * 3 + 6 * 8 + name_bytes);
+    // Ten string columns hold a 4-byte offset each, the four strings of the call columns and
+    // the label up to 8 bytes each.
+    let strings = name_bytes + 10 * 4 + 6 * 8;
+    let fixed = 2 * (float_columns().len() * 4 + INT_COLUMNS.len() * 8 + 8 + strings);
     let kmers = crate::io::kmers::window_row_bytes(&spec.ks, spec.window) * 2;
     let dense: usize = match spec.layout {
         KmerLayout::Dense => spec

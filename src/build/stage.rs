@@ -225,6 +225,9 @@ pub fn build_job(job: BuildJob<'_>, res: &mut MemoryReservation) -> anyhow::Resu
         let mut batch: Vec<Loaded> = Vec::with_capacity(cfg.batch_genes);
         while batch.len() < cfg.batch_genes {
             let Some(gene) = stream.next().transpose()? else {
+                if let Some(extra) = reader.next_gene()? {
+                    return Err(mismatch(&extra.gene_id, "no more genes"));
+                }
                 break;
             };
             let stored = reader
@@ -233,12 +236,22 @@ pub fn build_job(job: BuildJob<'_>, res: &mut MemoryReservation) -> anyhow::Resu
             if stored.gene_id != gene.id {
                 return Err(mismatch(&stored.gene_id, &gene.id));
             }
-            if stored.scores.len() as u64 != gene.len() {
+            if stored.scores.len() as u64 != gene.len()
+                || stored.start != gene.start
+                || stored.chrom != gene.chrom
+                || stored.strand != gene.strand
+            {
                 return Err(InputError::new(format!(
-                    "gene {} has {} scored positions, its annotation spans {} nt",
+                    "gene {} is scored over {} {}:{}-{}, its annotation spans {} {}:{}-{}",
                     gene.id,
-                    stored.scores.len(),
-                    gene.len()
+                    stored.strand.as_char(),
+                    stored.chrom,
+                    stored.start,
+                    stored.start + stored.scores.len() as u64 - 1,
+                    gene.strand.as_char(),
+                    gene.chrom,
+                    gene.start,
+                    gene.end
                 ))
                 .file(job.scores.join(crate::score::store::MANIFEST))
                 .hint("score the genes again with `spliceboost score --overwrite`")
@@ -300,8 +313,20 @@ pub fn build_job(job: BuildJob<'_>, res: &mut MemoryReservation) -> anyhow::Resu
         // The batch's rows, held until written, and the writer's row group.
         let rows: u64 = labelled.iter().map(|(r, _)| r.len() as u64).sum();
         let candidates = rows * std::mem::size_of::<super::candidates::Candidate>() as u64;
+        // The gene's strings are repeated on each of its rows.
+        let names = batch
+            .iter()
+            .map(|l| {
+                let g = &l.gene;
+                g.id.len()
+                    + g.chrom.len()
+                    + g.name.as_ref().map_or(0, String::len)
+                    + g.biotype.as_ref().map_or(0, String::len)
+            })
+            .max()
+            .unwrap_or(0);
         let need = candidates
-            + rows * row_bytes(&spec, 24)
+            + rows * row_bytes(&spec, names)
             + writer_bytes(&schema, (rows as usize).min(cfg.batch_rows), &spec);
         batch_res.require(
             batch_res.size() + need,
