@@ -32,7 +32,7 @@ timed() { # name, command...
 $B score config/quickstart.toml --quiet >/dev/null
 for k in 3 6; do
   timed "chr4_k${k}_sparse" $B build config/quickstart.toml --overwrite \
-    --set "build.kmers=[$k]" --set "dataset.path=\"$OUT/chr4_k${k}_sparse\"" --set memory.build=512MiB
+    --set "build.kmers=[$k]" --set "dataset.path=\"$OUT/chr4_k${k}_sparse\"" --set memory.build=512MiB --set memory.total=2GiB
 done
 timed chr4_k6_dense $B build config/quickstart.toml --overwrite \
   --set "build.kmers=[6]" --set 'build.kmer_layout="dense"' --set "dataset.path=\"$OUT/chr4_k6_dense\"" \
@@ -82,7 +82,7 @@ done
 S="$OUT/synth1000/build.toml"
 for layout in sparse dense; do
   sets=(--set "build.kmers=[6]" --set "build.kmer_layout=\"$layout\"" --set "dataset.path=\"$OUT/synth1000/k6_$layout\""
-    --set memory.total=4GiB --set memory.build=2GiB --set memory.train=1GiB --set memory.sketch=1GiB --set memory.bin=1GiB
+    --set memory.total=6GiB --set memory.build=2GiB --set memory.train=1GiB --set memory.sketch=1GiB --set memory.bin=1GiB
     --set "run.out_dir=\"$OUT/synth1000/run_$layout\"")
   timed "synth1000_k6_${layout}_build" $B build "$S" --overwrite "${sets[@]}"
   timed "synth1000_k6_${layout}_scan" $B inspect "$OUT/synth1000/k6_$layout" --set memory.scan=512MiB
