@@ -736,3 +736,21 @@ fn a_build_budget_too_small_stops_before_any_batch_naming_the_key() {
         "{written:?}"
     );
 }
+
+#[test]
+fn overwrite_builds_every_batch_again() {
+    let f = Fixture::new();
+    assert_eq!(f.build("batch_genes = 1").0, 0);
+    let first = files_of(&f.master());
+    let (code, out, _) = f.build("batch_genes = 1");
+    assert_eq!(code, 0);
+    assert!(out.contains("2 batches kept from an earlier run"), "{out}");
+    let cfg = f.config("batch_genes = 1");
+    let (code, out, err) = run(&["build", cfg.to_str().unwrap(), "--overwrite"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !out.contains("kept from an earlier run") && out.contains("this run:"),
+        "{out}"
+    );
+    assert_eq!(files_of(&f.master()), first);
+}

@@ -92,7 +92,11 @@ pub struct BuildJob<'a> {
     pub out: PathBuf,
     /// `run.seed`, unless `build.seed` is set.
     pub seed: u64,
+    /// Replace a dataset built with other settings instead of refusing (one built with these
+    /// settings is resumed).
     pub overwrite: bool,
+    /// Build every batch again, whatever is there.
+    pub rebuild: bool,
     pub progress: bool,
 }
 
@@ -158,7 +162,16 @@ pub fn build_job(job: BuildJob<'_>, res: &mut MemoryReservation) -> anyhow::Resu
     let master = job.out.join("master");
     let (score_manifest, mut reader) = ScoreReader::open(&job.scores, res)?;
     let settings = settings(cfg, &score_manifest, job.seed);
-    let mut manifest = DATASET.resume(&master, &settings, job.overwrite)?;
+    if job.rebuild {
+        // Without a manifest every batch file is unlisted, and `resume` removes them.
+        let path = master.join(crate::score::store::MANIFEST);
+        if let Err(e) = std::fs::remove_file(&path) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(crate::error::io_error(&path, "cannot remove", &e).into());
+            }
+        }
+    }
+    let mut manifest = DATASET.resume(&master, &settings, job.overwrite || job.rebuild)?;
     let mut summary = BuildSummary {
         out: job.out.clone(),
         reused_batches: manifest.batches.len(),

@@ -63,7 +63,8 @@ pub enum Command {
     /// `memory.build`.
     Build {
         config: PathBuf,
-        /// Replace a dataset built with other settings.
+        /// Build every batch again, replacing what is there (without it, a dataset built with
+        /// these settings is resumed and one built with others refused).
         #[arg(long)]
         overwrite: bool,
         #[command(flatten)]

@@ -384,7 +384,9 @@ pub fn run_job(cfg: Config, quiet: bool, overwrite: bool) -> anyhow::Result<()> 
     }
     if ctx.config.build.is_some() {
         // Like the scores, the dataset's batches are resumable and written in place.
-        lines.push(score::describe_build(&score::build_stage(&ctx, overwrite)?));
+        lines.push(score::describe_build(&score::build_stage(
+            &ctx, overwrite, false,
+        )?));
     }
     if let Some(s) = &ctx.config.synth {
         if !ctx.config.dataset.path.exists() {

@@ -46,8 +46,9 @@ pub fn score_stage(ctx: &RunContext, overwrite: bool) -> anyhow::Result<ScoreSum
     })
 }
 
-/// Runs the build stage of `ctx` (which has `[genome]` and `[build]`).
-pub fn build_stage(ctx: &RunContext, overwrite: bool) -> anyhow::Result<BuildSummary> {
+/// Runs the build stage of `ctx` (which has `[genome]` and `[build]`): `overwrite` replaces a
+/// dataset built with other settings, `rebuild` builds every batch again.
+pub fn build_stage(ctx: &RunContext, overwrite: bool, rebuild: bool) -> anyhow::Result<BuildSummary> {
     let config = &ctx.config;
     let genome_cfg = config.genome.as_ref().expect("validated: [build] needs [genome]");
     let build_cfg = config.build.clone().unwrap_or_default();
@@ -66,6 +67,7 @@ pub fn build_stage(ctx: &RunContext, overwrite: bool) -> anyhow::Result<BuildSum
                 out: config.build_dir(),
                 seed: build_cfg.seed.unwrap_or(config.run.seed),
                 overwrite,
+                rebuild,
                 progress: config.run.progress,
             },
             res,
@@ -102,6 +104,21 @@ pub fn describe_build(s: &BuildSummary) -> String {
     line
 }
 
+/// Creates `dir` and takes it for this process: one run per directory at a time, and what
+/// killed runs left there (temporary batch files) goes first.
+fn claim(dir: &Path, what: &str, hint: &str) -> anyhow::Result<Option<super::staging::OutDirLock>> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        crate::error::io_error(dir, &format!("cannot create the {what} directory"), &e).hint(hint)
+    })?;
+    let lock = super::staging::OutDirLock::acquire(dir)?;
+    let notes =
+        super::staging::clean_leftovers(dir, lock.is_some(), dir, None, None, std::time::SystemTime::now());
+    for note in notes {
+        eprintln!("note: {note}");
+    }
+    Ok(lock)
+}
+
 /// `spliceboost build CONFIG`.
 pub fn build_command(mut cfg: Config, path: &Path, overwrite: bool, quiet: bool) -> anyhow::Result<()> {
     if cfg.genome.is_none() {
@@ -120,26 +137,16 @@ pub fn build_command(mut cfg: Config, path: &Path, overwrite: bool, quiet: bool)
         cfg.run.progress = false;
     }
     let out = cfg.build_dir().join("master");
-    std::fs::create_dir_all(&out).map_err(|e| {
-        crate::error::io_error(&out, "cannot create the dataset directory", &e)
-            .hint("set `build.out` (or `dataset.path`) to a directory you can write to")
-    })?;
-    let lock = super::staging::OutDirLock::acquire(&out)?;
-    for note in super::staging::clean_leftovers(
+    let _lock = claim(
         &out,
-        lock.is_some(),
-        &out,
-        None,
-        None,
-        std::time::SystemTime::now(),
-    ) {
-        eprintln!("note: {note}");
-    }
+        "dataset",
+        "set `build.out` (or `dataset.path`) to a directory you can write to",
+    )?;
     let ctx = RunContext::new(cfg, "build");
     if ctx.config.score.is_some() && ctx.config.build.as_ref().is_some_and(|b| b.scores.is_none()) {
         println!("{}", describe(&score_stage(&ctx, false)?));
     }
-    println!("{}", describe_build(&build_stage(&ctx, overwrite)?));
+    println!("{}", describe_build(&build_stage(&ctx, overwrite, overwrite)?));
     if !quiet {
         eprintln!("{}", ctx.summary());
     }
@@ -188,23 +195,11 @@ pub fn score_command(
     if quiet {
         cfg.run.progress = false;
     }
-    // One score run per directory at a time; what killed ones left there goes first.
-    let scores = cfg.score_dir();
-    std::fs::create_dir_all(&scores).map_err(|e| {
-        crate::error::io_error(&scores, "cannot create the score directory", &e)
-            .hint("set `score.out` to a directory you can write to")
-    })?;
-    let lock = super::staging::OutDirLock::acquire(&scores)?;
-    for note in super::staging::clean_leftovers(
-        &scores,
-        lock.is_some(),
-        &scores,
-        None,
-        None,
-        std::time::SystemTime::now(),
-    ) {
-        eprintln!("note: {note}");
-    }
+    let _lock = claim(
+        &cfg.score_dir(),
+        "score",
+        "set `score.out` to a directory you can write to",
+    )?;
     let ctx = RunContext::new(cfg, "score");
     let summary = score_stage(&ctx, overwrite)?;
     println!("{}", describe(&summary));
