@@ -204,6 +204,9 @@ fn rows(master: &Path) -> BTreeMap<(String, i64), BTreeMap<String, String>> {
                     arrow::datatypes::DataType::Float32 => {
                         format!("{}", c.as_primitive::<Float32Type>().value(r))
                     }
+                    arrow::datatypes::DataType::Float64 => {
+                        format!("{}", c.as_primitive::<arrow::datatypes::Float64Type>().value(r))
+                    }
                     arrow::datatypes::DataType::Int64 => c.as_primitive::<Int64Type>().value(r).to_string(),
                     arrow::datatypes::DataType::Int32 => c.as_primitive::<Int32Type>().value(r).to_string(),
                     arrow::datatypes::DataType::List(_) => {
@@ -753,4 +756,76 @@ fn overwrite_builds_every_batch_again() {
         "{out}"
     );
     assert_eq!(files_of(&f.master()), first);
+}
+
+#[test]
+fn the_gene_manifest_lists_each_gene_with_its_sites_and_file() {
+    let f = Fixture::new();
+    assert_eq!(f.build("batch_genes = 1").0, 0);
+    let text = std::fs::read_to_string(f.master().join("gene_manifest.csv")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "global_index,gene_id,gene_name,gene_type,chrom,strand,gene_length,start,end,total_splice_sites,donor_sites,acceptor_sites,splice_density_per_kb,file_index,file_name",
+            "0,P,pname,protein_coding,c1,+,100,101,200,2,1,1,20.000000,0,batch_00000.parquet",
+            "1,M,,protein_coding,c1,-,100,251,350,2,1,1,20.000000,1,batch_00001.parquet",
+        ]
+    );
+}
+
+#[test]
+fn dense_kmers_hold_the_same_counts_as_sparse_ones() {
+    let f = Fixture::new();
+    assert_eq!(f.build("").0, 0);
+    let sparse = rows(&f.master());
+    std::fs::remove_dir_all(f.path().join("data")).unwrap();
+    assert_eq!(f.build("kmer_layout = \"dense\"").0, 0);
+    let dense = rows(&f.master());
+    assert_eq!(sparse.len(), dense.len());
+    let names: Vec<String> = (0..16u32)
+        .map(|i| {
+            format!(
+                "2mer_{}{}",
+                b"ACGT"[(i / 4) as usize] as char,
+                b"ACGT"[(i % 4) as usize] as char
+            )
+        })
+        .collect();
+    for (key, s) in &sparse {
+        let d = &dense[key];
+        let from_dense: Vec<String> = names
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| d[*n] != "0")
+            .map(|(i, n)| format!("{i}:{}", d[n]))
+            .collect();
+        assert_eq!(s["kmers_2"], from_dense.join(","), "{key:?}");
+        for (col, v) in s.iter().filter(|(c, _)| *c != "kmers_2") {
+            assert_eq!(&d[col], v, "{key:?} {col}");
+        }
+    }
+}
+
+#[test]
+fn the_files_do_not_depend_on_the_thread_count() {
+    let f = Fixture::new();
+    let cfg = f.config("tn_sample_factor = 2.0\nbatch_genes = 2");
+    let cfg_text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("tn_sample_factor = 0.0\n", "");
+    std::fs::write(&cfg, cfg_text).unwrap();
+    let mut out = vec![];
+    for threads in ["1", "2"] {
+        let _ = std::fs::remove_dir_all(f.path().join("data"));
+        let (code, _, err) = run(&[
+            "build",
+            cfg.to_str().unwrap(),
+            "--set",
+            &format!("run.threads={threads}"),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        out.push(files_of(&f.master()));
+    }
+    assert_eq!(out[0], out[1]);
 }
