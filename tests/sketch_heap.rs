@@ -1,10 +1,16 @@
 //! The quantile sketch's measured heap stays within what the sketch stage reserves for it.
-//! Alone in its test binary: the allocator counters are process-wide.
+//! Alone in its test binary, and without libtest's harness (`harness = false`): the allocator
+//! counters are process-wide, and the harness's own thread allocated now and then while the
+//! sketch was measured (68 bytes over, one run in five).
 
 use spliceboost::binning::QuantileSketch;
 use spliceboost::memory;
 
-#[test]
+fn main() {
+    sketch_heap_stays_within_its_priced_bytes();
+    println!("test sketch_heap_stays_within_its_priced_bytes ... ok");
+}
+
 fn sketch_heap_stays_within_its_priced_bytes() {
     if !memory::is_counting() {
         return;
