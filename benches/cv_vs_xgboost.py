@@ -22,24 +22,10 @@ import sys
 import time
 import tomllib
 
+from childproc import child
+
 SB = "./target/release/spliceboost"
 CLASSES = ["neither", "donor", "acceptor"]
-
-
-def child(cmd):
-    """Runs cmd under a fresh Python parent; returns (wall seconds, peak RSS bytes, stdout)."""
-    code = (
-        "import resource,subprocess,sys;"
-        "r=subprocess.run(sys.argv[1:],check=True,capture_output=True,text=True);"
-        "sys.stdout.write(r.stdout);"
-        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss*1024)"
-    )
-    t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", code, *cmd], capture_output=True, text=True)
-    if out.returncode != 0:
-        sys.exit(f"{cmd[:3]} failed:\n{out.stderr}")
-    lines = out.stdout.strip().splitlines()
-    return time.perf_counter() - t0, int(lines[-1]), "\n".join(lines[:-1])
 
 
 def metrics(y, p):

@@ -13,6 +13,8 @@ import sys
 import time
 import tomllib
 
+from childproc import child
+
 import numpy as np
 import pyarrow.parquet as pq
 from sklearn.metrics import average_precision_score, roc_auc_score
@@ -25,26 +27,12 @@ sb = "./target/release/spliceboost"
 MIB = 1 << 20
 
 
-def child(cmd):
-    """Runs cmd under a fresh Python parent; returns (wall seconds, peak RSS bytes)."""
-    code = (
-        "import resource,subprocess,sys;"
-        "subprocess.run(sys.argv[1:],check=True,stdout=subprocess.DEVNULL);"
-        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss*1024)"
-    )
-    t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", code, *cmd], capture_output=True, text=True)
-    if out.returncode != 0:
-        sys.exit(f"{cmd[:3]} failed:\n{out.stderr}")
-    return time.perf_counter() - t0, int(out.stdout.strip())
-
-
 if not os.path.isdir(data):
     subprocess.run([sb, "synth", "--out", data, "--genes", str(cfg["synth"]["genes"]), "-q"], check=True)
 
 # spliceboost, from a cold cache.
 shutil.rmtree(out_dir, ignore_errors=True)
-sb_wall, sb_rss = child([sb, "train", config_path, "--quiet"])
+sb_wall, sb_rss, _ = child([sb, "train", config_path, "--quiet"])
 summary = json.load(open(os.path.join(out_dir, "run_summary.json")))
 scores = os.path.join(out_dir, "scores.parquet")
 subprocess.run([sb, "predict", "--model", os.path.join(out_dir, "model.json"), "--dataset", data,
@@ -61,7 +49,7 @@ spec_path = os.path.join(out_dir, "bench_spec.json")
 open(spec_path, "w").write(spec)
 results = {}
 for lib in ["xgboost", "lightgbm"]:
-    wall, rss = child([sys.executable, runner, lib, spec_path])
+    wall, rss, _ = child([sys.executable, runner, lib, spec_path])
     results[lib] = (wall, rss)
 
 # Metrics on the validation genes, from each model's predictions.
