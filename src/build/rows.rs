@@ -156,12 +156,12 @@ pub fn gene_rows(
     debug_assert_eq!(input.sequence.len(), len + 2 * spec.window);
     // The window is read in transcript orientation: on the minus strand the buffer is
     // reverse-complemented once, so index `o + window` is oriented offset `o` on both strands.
-    let oriented: Vec<u8> = match gene.strand {
-        Strand::Plus => input.sequence.to_vec(),
+    let oriented: std::borrow::Cow<[u8]> = match gene.strand {
+        Strand::Plus => input.sequence.into(),
         Strand::Minus => {
             let mut s = input.sequence.to_vec();
             crate::score::reverse_complement(&mut s);
-            s
+            s.into()
         }
     };
     let floats_names = float_columns();
@@ -180,12 +180,12 @@ pub fn gene_rows(
         e.len() as i64
     };
     let mut derived = [0f64; 40];
+    // Neighbours in transcript orientation, zero beyond the gene as in the original.
+    let step: isize = if gene.strand == Strand::Plus { 1 } else { -1 };
     for r in rows {
         let i = r.offset as usize;
         let s = input.scores[i];
         let (d, a, nn) = (f64::from(s[DONOR]), f64::from(s[ACCEPTOR]), f64::from(s[NEITHER]));
-        // Neighbours in transcript orientation, zero beyond the gene as in the original.
-        let step: isize = if gene.strand == Strand::Plus { 1 } else { -1 };
         let at = |delta: isize, t: usize| -> f64 {
             let j = i as isize + delta * step;
             if j < 0 || j as usize >= len {

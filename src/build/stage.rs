@@ -123,12 +123,7 @@ pub fn settings(cfg: &BuildConfig, scores: &Manifest, seed: u64) -> serde_json::
 /// depend on its batch, its neighbours or the thread that built it.
 fn gene_seed(seed: u64, id: &str) -> u64 {
     // FNV-1a, then splitmix64 to spread it.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in id.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    let mut z = h ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let mut z = crate::genome::fnv1a(id.as_bytes()) ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
@@ -399,19 +394,14 @@ pub fn build_job(job: BuildJob<'_>, res: &mut MemoryReservation) -> anyhow::Resu
     Ok(summary)
 }
 
-/// Bytes the Parquet writer holds for a row group of `rows` rows of `schema`: the values
-/// buffered until the group flushes, as much again while it encodes them, and each column's
-/// encoder state (page and dictionary buffers, about 64 KiB whatever the rows; measured on the
-/// fly chromosome, where a batch of one gene took 3 MiB of writer for 65 columns).
+/// Bytes the Parquet writer holds for a row group of `rows` rows of `schema` (its k-mer
+/// lists priced by their items), and each column's encoder state (page and dictionary
+/// buffers, about 64 KiB whatever the rows; measured on the fly chromosome, where a batch of
+/// one gene took 3 MiB of writer for 65 columns).
 fn writer_bytes(schema: &SchemaRef, rows: usize, spec: &WindowSpec) -> u64 {
     const PER_COLUMN: u64 = 64 << 10;
-    let row: u64 = schema
-        .fields()
-        .iter()
-        .map(|f| f.data_type().primitive_width().unwrap_or(24) as u64 + 1)
-        .sum::<u64>()
-        + crate::io::kmers::window_row_bytes(&spec.ks, spec.window);
-    2 * rows as u64 * row + schema.fields().len() as u64 * PER_COLUMN
+    let kmers = crate::io::kmers::window_row_bytes(&spec.ks, spec.window);
+    crate::io::parquet_row_group_bytes(schema, rows, kmers) + schema.fields().len() as u64 * PER_COLUMN
 }
 
 /// Refuses a score outside [0, 1] (NaN included), naming the gene and the position.

@@ -40,7 +40,7 @@ pub use config::{default_max_open_genes, AnnotationFormat, GeneSelection, Genome
 pub use fasta::{
     build_fai, build_gzi, fai_text, index_fasta, load_fai, normalize_bases, FaiRecord, Fasta, FastaIndex,
 };
-pub use input::{compression_of, open_text, read_error, Compression, OPEN_TEXT_BYTES};
+pub use input::{compression_of, fnv1a, open_text, read_error, Compression, OPEN_TEXT_BYTES};
 pub use model::{Exon, Gene, Intron, Site, SiteKind, Strand, Transcript};
 pub use select::{check_chromosome, read_id_list, suggest, GeneFilter, GeneStream};
 

@@ -152,12 +152,20 @@ pub fn parquet_writer_rows<W: Write + Send>(
 /// Bytes a [`parquet_writer`] for `schema` may hold: a row group of values (strings counted
 /// at 32 bytes) and as much again while it encodes them.
 pub fn parquet_writer_bytes(schema: &arrow::datatypes::Schema) -> u64 {
+    parquet_row_group_bytes(schema, OUTPUT_ROW_GROUP_ROWS, 0)
+}
+
+/// Bytes a Parquet writer holds for a row group of `rows` rows of `schema`, each row also
+/// holding `extra_row_bytes` that the schema's widths do not show (list items): the values
+/// (strings at 32 bytes) and as much again while it encodes them.
+pub fn parquet_row_group_bytes(schema: &arrow::datatypes::Schema, rows: usize, extra_row_bytes: u64) -> u64 {
     let row: u64 = schema
         .fields()
         .iter()
         .map(|f| f.data_type().primitive_width().unwrap_or(32) as u64 + 1)
-        .sum();
-    2 * OUTPUT_ROW_GROUP_ROWS as u64 * row
+        .sum::<u64>()
+        + extra_row_bytes;
+    2 * rows as u64 * row
 }
 
 /// Writes `lines` to `path`, one a line, atomically.

@@ -3,6 +3,7 @@
 //! This room sits on top of every other: it turns the config into the parameters each room
 //! takes, runs the stages in order and prints what the user asked for.
 
+mod build;
 pub mod cli;
 pub mod config;
 mod context;
@@ -127,7 +128,7 @@ fn dispatch(cli: Cli, memory: &mut Option<crate::memory::MemoryConfig>) -> anyho
             overrides,
         } => {
             let cfg = loaded(Config::load(&config, &overrides.set)?);
-            score::build_command(cfg, &config, overwrite, quiet)
+            build::build_command(cfg, &config, overwrite, quiet)
         }
         Command::Train { config, overrides } => {
             let mut cfg = loaded(Config::load(&config, &overrides.set)?);
@@ -384,7 +385,7 @@ pub fn run_job(cfg: Config, quiet: bool, overwrite: bool) -> anyhow::Result<()> 
     }
     if ctx.config.build.is_some() {
         // Like the scores, the dataset's batches are resumable and written in place.
-        lines.push(score::describe_build(&score::build_stage(
+        lines.push(build::describe_build(&build::build_stage(
             &ctx, overwrite, false,
         )?));
     }

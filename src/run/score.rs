@@ -8,7 +8,6 @@ use serde::Serialize;
 
 use super::config::{Config, ConfigError};
 use super::RunContext;
-use crate::build::{build_job, BuildJob, BuildSummary};
 use crate::eval::sites::{QualityReport, SiteQuality};
 use crate::genome::Genome;
 use crate::score::shifts::{ShiftFit, Shifts};
@@ -26,12 +25,7 @@ pub fn score_stage(ctx: &RunContext, overwrite: bool) -> anyhow::Result<ScoreSum
     let genome_cfg = config.genome.as_ref().expect("validated: [score] needs [genome]");
     let score_cfg = config.score.clone().unwrap_or_default();
     ctx.stage("score", |res| {
-        let mut genome = Genome::open(
-            genome_cfg,
-            &config.cache_dir().join("genome"),
-            config.run.seed,
-            res,
-        )?;
+        let mut genome = open_genome(config, genome_cfg, res)?;
         score_job(
             ScoreJob {
                 genome: &mut genome,
@@ -46,67 +40,27 @@ pub fn score_stage(ctx: &RunContext, overwrite: bool) -> anyhow::Result<ScoreSum
     })
 }
 
-/// Runs the build stage of `ctx` (which has `[genome]` and `[build]`): `overwrite` replaces a
-/// dataset built with other settings, `rebuild` builds every batch again.
-pub fn build_stage(ctx: &RunContext, overwrite: bool, rebuild: bool) -> anyhow::Result<BuildSummary> {
-    let config = &ctx.config;
-    let genome_cfg = config.genome.as_ref().expect("validated: [build] needs [genome]");
-    let build_cfg = config.build.clone().unwrap_or_default();
-    ctx.stage("build", |res| {
-        let mut genome = Genome::open(
-            genome_cfg,
-            &config.cache_dir().join("genome"),
-            config.run.seed,
-            res,
-        )?;
-        build_job(
-            BuildJob {
-                genome: &mut genome,
-                config: &build_cfg,
-                scores: config.build_scores(),
-                out: config.build_dir(),
-                seed: build_cfg.seed.unwrap_or(config.run.seed),
-                overwrite,
-                rebuild,
-                progress: config.run.progress,
-            },
-            res,
-        )
-    })
-}
-
-/// One line on what the build did.
-pub fn describe_build(s: &BuildSummary) -> String {
-    let mut line = format!(
-        "built {} genes, {} rows into {} ({} batches)",
-        s.genes,
-        s.rows,
-        s.out.join("master").display(),
-        s.batches
-    );
-    if s.reused_batches > 0 {
-        line += &format!("; {} batches kept from an earlier run", s.reused_batches);
-    }
-    if s.built_genes > 0 {
-        let [n, d, a] = s.rows_by_class;
-        line += &format!(
-            "; this run: {n} neither / {d} donor / {a} acceptor rows, base model donor TP {} FN {} FP {}, acceptor TP {} FN {} FP {}, {:.1} genes/s",
-            s.tp[0], s.fn_[0], s.fp[0], s.tp[1], s.fn_[1], s.fp[1],
-            s.built_genes as f64 / s.seconds.max(1e-9)
-        );
-    }
-    if s.sites_outside > 0 {
-        line += &format!(
-            "; warning: {} annotated sites outside their gene's scores were skipped",
-            s.sites_outside
-        );
-    }
-    line
+/// The genome of `[genome]`, its indexes cached under the run's cache directory.
+pub(super) fn open_genome(
+    config: &Config,
+    genome_cfg: &crate::genome::GenomeConfig,
+    res: &crate::memory::MemoryReservation,
+) -> anyhow::Result<Genome> {
+    Genome::open(
+        genome_cfg,
+        &config.cache_dir().join("genome"),
+        config.run.seed,
+        res,
+    )
 }
 
 /// Creates `dir` and takes it for this process: one run per directory at a time, and what
 /// killed runs left there (temporary batch files) goes first.
-fn claim(dir: &Path, what: &str, hint: &str) -> anyhow::Result<Option<super::staging::OutDirLock>> {
+pub(super) fn claim(
+    dir: &Path,
+    what: &str,
+    hint: &str,
+) -> anyhow::Result<Option<super::staging::OutDirLock>> {
     std::fs::create_dir_all(dir).map_err(|e| {
         crate::error::io_error(dir, &format!("cannot create the {what} directory"), &e).hint(hint)
     })?;
@@ -117,40 +71,6 @@ fn claim(dir: &Path, what: &str, hint: &str) -> anyhow::Result<Option<super::sta
         eprintln!("note: {note}");
     }
     Ok(lock)
-}
-
-/// `spliceboost build CONFIG`.
-pub fn build_command(mut cfg: Config, path: &Path, overwrite: bool, quiet: bool) -> anyhow::Result<()> {
-    if cfg.genome.is_none() {
-        return Err(ConfigError {
-            source: path.display().to_string(),
-            line: None,
-            key: Some("genome".into()),
-            message: "no [genome] section: `build` needs `fasta` and `annotation`".into(),
-        }
-        .into());
-    }
-    if cfg.build.is_none() {
-        cfg.build = Some(Default::default());
-    }
-    if quiet {
-        cfg.run.progress = false;
-    }
-    let out = cfg.build_dir().join("master");
-    let _lock = claim(
-        &out,
-        "dataset",
-        "set `build.out` (or `dataset.path`) to a directory you can write to",
-    )?;
-    let ctx = RunContext::new(cfg, "build");
-    if ctx.config.score.is_some() && ctx.config.build.as_ref().is_some_and(|b| b.scores.is_none()) {
-        println!("{}", describe(&score_stage(&ctx, false)?));
-    }
-    println!("{}", describe_build(&build_stage(&ctx, overwrite, overwrite)?));
-    if !quiet {
-        eprintln!("{}", ctx.summary());
-    }
-    Ok(())
 }
 
 /// One line on what the stage did.

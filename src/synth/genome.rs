@@ -24,7 +24,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::error::InputError;
-use crate::genome::{fai_text, Exon, FaiRecord, Gene, SiteKind, Strand, Transcript};
+use crate::genome::{fai_text, fnv1a, Exon, FaiRecord, Gene, SiteKind, Strand, Transcript};
 use crate::memory::MemoryReservation;
 use crate::score::reverse_complement;
 use crate::score::store::{piece_bytes, GeneWriter};
@@ -886,12 +886,6 @@ pub fn acceptor_motif_strength(oriented: &[u8], i: usize) -> f32 {
 
 /// Scores are multiples of `1 / QUANTUM_INV`.
 const QUANTUM_INV: f32 = 65536.0;
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-    })
-}
 
 /// One track's raw score at a position: a true site (`site`), or not, with motif
 /// strength `m`.
