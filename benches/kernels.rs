@@ -44,12 +44,12 @@ fn histogram(c: &mut Criterion) {
     let mut h = Histogram::zeros(slots);
     let mut g = c.benchmark_group("histogram");
     g.throughput(Throughput::Elements((page.rows * nf) as u64));
-    g.bench_function("add_row/one page, all features", |b| {
+    let rows: Vec<u32> = (0..page.rows as u32).collect();
+    let gh = vec![[0.25, 0.5]; page.rows];
+    g.bench_function("add_rows/one page, all features", |b| {
         b.iter(|| {
             h.clear();
-            for r in 0..page.rows {
-                h.add_row(&page, &pc.layout, &pf, r, 0.25, 0.5);
-            }
+            h.add_rows(&page, &pf, &rows, &gh);
             black_box(&h);
         })
     });

@@ -398,14 +398,12 @@ pub fn single_feature_auc(pages: &PageCache, res: &mut MemoryReservation) -> any
                 let y = labels
                     .get(first..first + page.rows)
                     .ok_or_else(|| corrupt(i, format!("lies beyond its {} rows", m.rows)))?;
-                if !dense.is_empty() {
-                    for (row, &c) in page.dense.chunks_exact(dense.len()).zip(y) {
-                        for (&code, &(start, n, j)) in row.iter().zip(&dense) {
-                            if code as usize >= n {
-                                return Err(corrupt(i, bad_code(code, &feats[j].name, n)).into());
-                            }
-                            counts[start + code as usize][c as usize] += 1;
+                for (d, &(start, n, j)) in dense.iter().enumerate() {
+                    for (&code, &c) in page.dense_column(d).iter().zip(y) {
+                        if code as usize >= n {
+                            return Err(corrupt(i, bad_code(code, &feats[j].name, n)).into());
                         }
+                        counts[start + code as usize][c as usize] += 1;
                     }
                 }
                 let indptr = page.sparse.indptr();

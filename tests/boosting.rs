@@ -497,8 +497,10 @@ proptest! {
         }
         let mut h = Histogram::zeros(slots);
         let mut total = [0.0, 0.0];
-        for &(r, g, hh) in &rows {
-            h.add_row(&page, &pc.layout, &pf, r, g, hh);
+        let idx: Vec<u32> = rows.iter().map(|&(r, _, _)| r as u32).collect();
+        let gh: Vec<[f64; 2]> = rows.iter().map(|&(_, g, hh)| [g, hh]).collect();
+        h.add_rows(&page, &pf, &idx, &gh);
+        for &(_, g, hh) in &rows {
             total[0] += g;
             total[1] += hh;
         }
@@ -532,9 +534,10 @@ fn subtraction_gives_the_sibling_exactly() {
     );
     for r in 0..page.rows {
         // Small integers are exact in f64, so the subtraction must be too.
-        let (g, h) = ((r % 7) as f64 - 3.0, (r % 5) as f64 + 1.0);
-        parent.add_row(&page, &pc.layout, &pf, r, g, h);
-        if r % 3 == 0 { &mut left } else { &mut right }.add_row(&page, &pc.layout, &pf, r, g, h);
+        let gh = [[(r % 7) as f64 - 3.0, (r % 5) as f64 + 1.0]];
+        let row = [r as u32];
+        parent.add_rows(&page, &pf, &row, &gh);
+        if r % 3 == 0 { &mut left } else { &mut right }.add_rows(&page, &pf, &row, &gh);
     }
     left.subtract_from(&parent);
     assert_eq!(left, right);

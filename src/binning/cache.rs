@@ -3,7 +3,8 @@
 //! Layout of `DIR/`: `manifest.json` (rows, pages, the cuts, the genes), `labels.bin` (one
 //! class code per row), `groups.bin` (one little-endian `u32` gene index per row) and
 //! `bins.bin`, a run of pages of [`PAGE_ROWS`] rows. A page holds its dense features
-//! row-major, one byte per value, then its sparse features as a CSR block (row pointers,
+//! column-major, one byte per value (a node's histogram is built feature by feature from
+//! one short column, and a split is routed by reading one), then its sparse features as a CSR block (row pointers,
 //! sparse-feature indices, codes) holding only values that are not zero; zeros are implicit.
 //!
 //! The page size does not depend on the budget, so the histograms (and the model) are the
@@ -38,7 +39,8 @@ pub const PAGE_ROWS: usize = 16 * 1024;
 const FORMAT: &str = "spliceboost-bin-cache";
 // 2: a missing value is coded as the bin after the last value bin.
 // 3: checksums of every page, of the labels and of the gene indices; cuts always finite.
-const VERSION: u32 = 3;
+// 4: dense codes column-major within a page.
+const VERSION: u32 = 4;
 
 const HINT: &str = "delete the cache directory; the next run rebuilds it";
 
@@ -291,7 +293,8 @@ pub fn writer_bytes(features: usize, batch_rows: usize) -> u64 {
 }
 
 struct PageBuilder {
-    dense: Vec<u8>,
+    /// One column of codes per dense feature.
+    dense: Vec<Vec<u8>>,
     indptr: Vec<u32>,
     indices: Vec<u32>,
     data: Vec<u8>,
@@ -301,7 +304,7 @@ struct PageBuilder {
 impl PageBuilder {
     fn new(n_dense: usize) -> Self {
         Self {
-            dense: Vec::with_capacity(PAGE_ROWS * n_dense),
+            dense: (0..n_dense).map(|_| Vec::with_capacity(PAGE_ROWS)).collect(),
             indptr: vec![0],
             indices: vec![],
             data: vec![],
@@ -314,12 +317,15 @@ impl PageBuilder {
         // The CSR block must be well formed before it is written.
         CsMatViewI::<u8, u32, u32>::try_new((rows, n_sparse), &self.indptr, &self.indices, &self.data)
             .map_err(|(_, _, _, e)| anyhow::anyhow!("internal: malformed sparse page: {e}"))?;
-        let n_dense_bytes = self.dense.len();
+        let n_dense_bytes = rows * self.dense.len();
         let written = align(n_dense_bytes, 4) + 4 * (rows + 1) + 5 * self.data.len();
         // The page's bytes, in order, each hashed as it is written.
         let mut hash = Xxh64::new(0);
+        for col in &self.dense {
+            out.write_all(col)?;
+            hash.update(col);
+        }
         for part in [
-            &self.dense[..],
             &ZEROS[..align(n_dense_bytes, 4) - n_dense_bytes],
             le_bytes(&self.indptr),
             le_bytes(&self.indices),
@@ -336,7 +342,7 @@ impl PageBuilder {
             checksum: hash.digest(),
         };
         *offset += align(written, 8) as u64;
-        self.dense.clear();
+        self.dense.iter_mut().for_each(Vec::clear);
         self.indptr.truncate(1);
         self.indices.clear();
         self.data.clear();
@@ -434,10 +440,11 @@ pub fn build(
                 buf.iter().map(|&x| feats[j].bin(x)).collect()
             })
             .collect();
-        // Rows leave column-major codes for row-major pages.
         #[allow(clippy::needless_range_loop)]
         for r in 0..n {
-            page.dense.extend(dense.iter().map(|&j| codes[j][r]));
+            for (col, &j) in page.dense.iter_mut().zip(&dense) {
+                col.push(codes[j][r]);
+            }
             for (s, &j) in sparse.iter().enumerate() {
                 let c = codes[j][r];
                 if c != feats[j].zero_bin {
@@ -496,17 +503,23 @@ fn u32s(b: &[u8]) -> &[u32] {
 pub struct Page<'a> {
     pub first_row: u64,
     pub rows: usize,
-    /// Row-major codes of the dense features.
+    /// Codes of the dense features, column after column (`rows` bytes each).
     pub dense: &'a [u8],
     pub sparse: CsMatViewI<'a, u8, u32, u32>,
 }
 
 impl Page<'_> {
+    /// The codes of dense feature `d` (its position among the dense features).
+    #[inline]
+    pub fn dense_column(&self, d: usize) -> &[u8] {
+        &self.dense[d * self.rows..(d + 1) * self.rows]
+    }
+
     /// The code of feature `j` (an index into the cuts) for page row `r`.
     #[inline]
     pub fn code(&self, r: usize, layout: &Layout, j: usize) -> u8 {
         match layout.position[j] {
-            Position::Dense(d) => self.dense[r * layout.n_dense + d],
+            Position::Dense(d) => self.dense[d * self.rows + r],
             Position::Sparse(s) => {
                 let ip = self.sparse.indptr();
                 let ip = ip.raw_storage();
@@ -543,6 +556,9 @@ pub struct PageCache {
     pub layout: Layout,
     map: Mmap,
     resident: std::sync::atomic::AtomicBool,
+    /// Pages whose CSR block has passed sprs's structure check: each is checked on its
+    /// first view only, since the map never changes under us.
+    checked: Vec<std::sync::atomic::AtomicBool>,
 }
 
 impl PageCache {
@@ -572,8 +588,11 @@ impl PageCache {
         };
         Ok(Self {
             dir: dir.to_path_buf(),
-            manifest,
             layout,
+            checked: (0..manifest.pages.len())
+                .map(|_| std::sync::atomic::AtomicBool::new(false))
+                .collect(),
+            manifest,
             map,
             resident: std::sync::atomic::AtomicBool::new(true),
         })
@@ -591,13 +610,20 @@ impl PageCache {
         let indptr = &u32s(&csr[..4 * (rows + 1)])[..rows + 1];
         let indices = &u32s(&csr[4 * (rows + 1)..4 * (rows + 1) + 4 * nnz])[..nnz];
         let data = &csr[4 * (rows + 1) + 4 * nnz..4 * (rows + 1) + 5 * nnz];
-        let sparse = CsMatViewI::try_new((rows, self.manifest.sparse.len()), indptr, indices, data).map_err(
-            |(_, _, _, e)| {
+        let shape = (rows, self.manifest.sparse.len());
+        let ok = std::sync::atomic::Ordering::Acquire;
+        let sparse = if self.checked[i].load(ok) {
+            // SAFETY: this very block of the read-only map passed `try_new` before.
+            unsafe { CsMatViewI::new_unchecked(sprs::CompressedStorage::CSR, shape, indptr, indices, data) }
+        } else {
+            let view = CsMatViewI::try_new(shape, indptr, indices, data).map_err(|(_, _, _, e)| {
                 InputError::new(format!("page {i} of the cache is corrupt: {e}"))
                     .file(self.dir.join("bins.bin"))
                     .hint(HINT)
-            },
-        )?;
+            })?;
+            self.checked[i].store(true, std::sync::atomic::Ordering::Release);
+            view
+        };
         let first_row = i as u64 * PAGE_ROWS as u64;
         Ok(Page {
             first_row,

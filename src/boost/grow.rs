@@ -160,6 +160,12 @@ fn level_pass(
         .map(|_| (0..n_build).map(|_| Histogram::zeros(hist_slots)).collect())
         .collect();
     let layout = &cache.layout;
+    // Per thread, the chunk's rows grouped by build slot (a stable counting sort), so that
+    // each histogram is filled feature by feature from the page's columns. Rows stay in
+    // row order within a slot: every sum is the same, bit for bit, as adding row by row.
+    let mut scratch: Vec<Buckets> = (0..threads)
+        .map(|_| Buckets::new(PAGE_ROWS.div_ceil(threads), n_build))
+        .collect();
     for p in 0..cache.manifest.pages.len() {
         let page = cache.page(p)?;
         let r0 = page.first_row as usize;
@@ -168,24 +174,62 @@ fn level_pass(
         node[r0..r0 + rows]
             .par_chunks_mut(chunk)
             .zip(per_thread.par_iter_mut())
+            .zip(scratch.par_iter_mut())
             .enumerate()
-            .for_each(|(t, (nodes, hs))| {
+            .for_each(|(t, ((nodes, hs), b))| {
+                let first = t * chunk;
+                let Buckets {
+                    slot_of,
+                    sorted,
+                    gh,
+                    starts,
+                    ends,
+                } = b;
+                starts.fill(0);
                 for (i, nd) in nodes.iter_mut().enumerate() {
-                    let r = t * chunk + i;
+                    let r = first + i;
                     let mut cur = *nd as usize;
                     if let Some(rt) = routes.get(cur).copied().flatten() {
                         let code = page.code(r, layout, rt.feature);
                         cur = tree.route_bin(cur, code, rt.missing);
                         *nd = cur as u32;
                     }
-                    let h = hess[r0 + r];
-                    if h != 0.0 {
-                        if let Some(&s) = slots.get(cur) {
-                            if s >= 0 {
-                                hs[s as usize].add_row(&page, layout, pf, r, grad[r0 + r] as f64, h as f64);
-                            }
-                        }
+                    let s = match slots.get(cur) {
+                        Some(&s) if s >= 0 && hess[r0 + r] != 0.0 => s as u32,
+                        _ => n_build as u32,
+                    };
+                    slot_of[i] = s;
+                    starts[s as usize] += 1;
+                }
+                if n_build == 0 {
+                    return;
+                }
+                // Counts to bucket starts, then place each built row's index.
+                let mut acc = 0u32;
+                for c in starts[..n_build].iter_mut() {
+                    let k = *c;
+                    *c = acc;
+                    acc += k;
+                }
+                ends.copy_from_slice(starts);
+                for (i, &s) in slot_of[..nodes.len()].iter().enumerate() {
+                    let s = s as usize;
+                    if s < n_build {
+                        sorted[ends[s] as usize] = i as u32;
+                        ends[s] += 1;
                     }
+                }
+                // Row indices to page rows, and their gradient pairs in the same order, so
+                // the histogram loops read both front to back.
+                let built = ends[n_build - 1] as usize;
+                for (i, w) in sorted[..built].iter_mut().zip(gh.iter_mut()) {
+                    *i += first as u32;
+                    let r = r0 + *i as usize;
+                    *w = [grad[r] as f64, hess[r] as f64];
+                }
+                for (k, h) in hs.iter_mut().enumerate() {
+                    let (a, z) = (starts[k] as usize, ends[k] as usize);
+                    h.add_rows(&page, pf, &sorted[a..z], &gh[a..z]);
                 }
             });
         if !cache.is_resident() {
@@ -200,4 +244,33 @@ fn level_pass(
         }
     }
     Ok(out)
+}
+
+/// One thread's scratch for grouping a page chunk's rows by build slot.
+pub(crate) struct Buckets {
+    /// Each row's slot (`n_build` when the row builds nothing).
+    slot_of: Vec<u32>,
+    /// Row indices, grouped by slot.
+    sorted: Vec<u32>,
+    /// The gradient pairs of `sorted`'s rows.
+    gh: Vec<GradPair>,
+    starts: Vec<u32>,
+    ends: Vec<u32>,
+}
+
+impl Buckets {
+    fn new(rows: usize, n_build: usize) -> Self {
+        Self {
+            slot_of: vec![0; rows],
+            sorted: vec![0; rows],
+            gh: vec![[0.0; 2]; rows],
+            starts: vec![0; n_build + 1],
+            ends: vec![0; n_build + 1],
+        }
+    }
+
+    /// Heap bytes of one thread's scratch.
+    pub(crate) fn bytes(rows: usize, n_build: usize) -> u64 {
+        (4 * (2 * rows + 2 * (n_build + 1)) + std::mem::size_of::<GradPair>() * rows) as u64
+    }
 }

@@ -6,6 +6,7 @@
 //! the small ones.
 
 use crate::binning::cache::{Layout, Page, Position};
+
 use crate::binning::Cuts;
 
 /// Gradient and hessian sums.
@@ -56,26 +57,34 @@ impl Histogram {
         }
     }
 
-    /// Adds page row `r`'s bins with weight `(g, h)`. Sparse features get only their
-    /// non-zero values here; [`Self::fill_sparse_zeros`] adds the zeros afterwards.
-    #[inline]
-    pub fn add_row(&mut self, page: &Page<'_>, layout: &Layout, pf: &PageFeatures, r: usize, g: f64, h: f64) {
-        let row = &page.dense[r * layout.n_dense..(r + 1) * layout.n_dense];
-        for (&code, &off) in row.iter().zip(&pf.dense_offsets) {
-            let s = &mut self.bins[off + code as usize];
-            s[0] += g;
-            s[1] += h;
+    /// Adds page rows `rows` (ascending) with weights `gh` (one pair per row, in the same
+    /// order). Dense features go column by column, so one feature's slots and one short
+    /// column are all a loop touches; sparse features get only their stored (non-zero)
+    /// values here, and [`Self::fill_sparse_zeros`] adds the zeros afterwards. Every slot
+    /// sums its rows in row order, whatever the layout.
+    pub fn add_rows(&mut self, page: &Page<'_>, pf: &PageFeatures, rows: &[u32], gh: &[GradPair]) {
+        debug_assert_eq!(rows.len(), gh.len());
+        for (d, &off) in pf.dense_offsets.iter().enumerate() {
+            let col = page.dense_column(d);
+            let n = pf.offsets_end[d] - off;
+            let slots = &mut self.bins[off..off + n];
+            for (&r, w) in rows.iter().zip(gh) {
+                let s = &mut slots[col[r as usize] as usize];
+                s[0] += w[0];
+                s[1] += w[1];
+            }
         }
         if !pf.sparse.is_empty() {
             let ip = page.sparse.indptr();
             let ip = ip.raw_storage();
-            let (lo, hi) = (ip[r] as usize, ip[r + 1] as usize);
-            let idx = &page.sparse.indices()[lo..hi];
-            let data = &page.sparse.data()[lo..hi];
-            for (&s_i, &code) in idx.iter().zip(data) {
-                let s = &mut self.bins[pf.sparse_offsets[s_i as usize] + code as usize];
-                s[0] += g;
-                s[1] += h;
+            let (indices, data) = (page.sparse.indices(), page.sparse.data());
+            for (&r, w) in rows.iter().zip(gh) {
+                let (lo, hi) = (ip[r as usize] as usize, ip[r as usize + 1] as usize);
+                for (&s_i, &code) in indices[lo..hi].iter().zip(&data[lo..hi]) {
+                    let s = &mut self.bins[pf.sparse_offsets[s_i as usize] + code as usize];
+                    s[0] += w[0];
+                    s[1] += w[1];
+                }
             }
         }
     }
@@ -106,6 +115,8 @@ pub struct PageFeatures {
     /// Each feature's first histogram slot, in the same orders.
     pub dense_offsets: Vec<usize>,
     pub sparse_offsets: Vec<usize>,
+    /// One past each dense feature's last slot.
+    pub offsets_end: Vec<usize>,
     /// Slot offsets of every feature (the last entry is the total).
     pub offsets: Vec<usize>,
 }
@@ -128,6 +139,7 @@ pub fn page_features(layout: &Layout, cuts: &Cuts) -> PageFeatures {
     let offsets = cuts.slot_offsets();
     PageFeatures {
         dense_offsets: dense.iter().map(|&f| offsets[f]).collect(),
+        offsets_end: dense.iter().map(|&f| offsets[f + 1]).collect(),
         sparse_offsets: sparse.iter().map(|&f| offsets[f]).collect(),
         dense,
         sparse,

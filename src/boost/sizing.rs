@@ -89,6 +89,12 @@ pub struct BudgetFit {
     pub page_rows: u64,
 }
 
+/// The level pass's scratch for grouping rows by node, over all threads.
+pub fn bucket_bytes(max_depth: u64, threads: u64) -> u64 {
+    let builds = 1usize << max_depth.saturating_sub(1).min(20);
+    threads * super::grow::Buckets::bytes(PAGE_ROWS.div_ceil(threads.max(1) as usize), builds)
+}
+
 impl TrainShape {
     fn row_bytes(&self) -> f64 {
         self.dense_features as f64 + 5.0 * self.sparse_nonzeros as f64 / self.rows.max(1) as f64
@@ -100,7 +106,7 @@ impl TrainShape {
         let nodes = hist_nodes(self.max_depth, self.threads);
         TrainNeeds {
             state_bytes: self.rows * STATE_BYTES_PER_ROW,
-            histogram_bytes: per_node * nodes,
+            histogram_bytes: per_node * nodes + bucket_bytes(self.max_depth, self.threads),
             min_page_bytes: (MIN_PAGE_ROWS as f64 * self.row_bytes()).ceil() as u64,
             cache_bytes: (self.rows as f64 * self.row_bytes()).ceil() as u64,
         }
@@ -135,7 +141,8 @@ impl TrainShape {
 /// `slots` histogram slots (the last of the cuts' slot offsets).
 pub fn train_bytes(rows: u64, slots: usize, params: &TrainParams, threads: usize) -> (u64, u64) {
     let state = rows * state_bytes_per_row(params);
-    let hists = Histogram::bytes(slots) * hist_nodes(params.max_depth as u64, threads as u64);
+    let hists = Histogram::bytes(slots) * hist_nodes(params.max_depth as u64, threads as u64)
+        + bucket_bytes(params.max_depth as u64, threads as u64);
     (state, hists)
 }
 
