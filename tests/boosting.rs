@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use proptest::prelude::*;
 use spliceboost::binning::cache::{self, PageCache};
 use spliceboost::binning::{sketch_dataset, Cuts, QuantileSketch};
-use spliceboost::boost::hist::{page_features, Histogram};
+use spliceboost::boost::hist::{page_features, Histogram, Packed};
 use spliceboost::boost::{Model, Role, TrainParams};
 use spliceboost::io::{to_f32, Dataset};
 use spliceboost::memory::{MemoryConsumer, MemoryPool};
@@ -487,34 +487,52 @@ proptest! {
         let page = pc.page(0).unwrap();
         let mut state = seed | 1;
         let mut next = || { state ^= state << 13; state ^= state >> 7; state ^= state << 17; (state % 2001) as f64 / 1000.0 - 1.0 };
-        // A node of about half the rows, with integer-valued gradients in 1/1000 steps.
-        let mut rows: Vec<(usize, f64, f64)> = vec![];
+        // A node of about half the rows, with quantised gradients of either sign.
+        let mut rows: Vec<(usize, i32, u32)> = vec![];
         for r in 0..page.rows {
             if next() > 0.0 {
-                let (g, h) = (next(), next().abs());
+                let (g, h) = ((next() * 8192.0) as i32, (next().abs() * 16384.0) as u32);
                 rows.push((r, g, h));
             }
         }
         let mut h = Histogram::zeros(slots);
-        let mut total = [0.0, 0.0];
         let idx: Vec<u32> = rows.iter().map(|&(r, _, _)| r as u32).collect();
-        let gh: Vec<[f64; 2]> = rows.iter().map(|&(_, g, hh)| [g, hh]).collect();
-        h.add_rows(&page, &pf, &idx, &gh);
-        for &(_, g, hh) in &rows {
-            total[0] += g;
-            total[1] += hh;
-        }
+        let gh: Vec<Packed> = rows.iter().map(|&(_, g, hh)| Packed::new(g, hh)).collect();
+        h.add_rows(&page, &pf, &pf.all_columns(), &idx, &gh);
+        let total = gh.iter().fold(Packed::ZERO, |a, &b| a.plus(b));
         h.fill_sparse_zeros(&pc.manifest.cuts, &pf, total);
         for f in 0..nf {
-            let mut expect = vec![[0.0f64; 2]; pc.manifest.cuts.features[f].n_slots()];
+            // The oracle: plain integer sums per code, read with `Page::code`.
+            let mut expect = vec![(0i64, 0u64); pc.manifest.cuts.features[f].n_slots()];
             for &(r, g, hh) in &rows {
                 let c = page.code(r, &pc.layout, f) as usize;
-                expect[c][0] += g;
-                expect[c][1] += hh;
+                expect[c].0 += g as i64;
+                expect[c].1 += hh as u64;
             }
-            prop_assert_eq!(h.feature(f, &pf.offsets).len(), expect.len());
-            for (s, e) in h.feature(f, &pf.offsets).iter().zip(&expect) {
-                prop_assert!((s[0] - e[0]).abs() < 1e-9 && (s[1] - e[1]).abs() < 1e-9, "feature {} slot {:?} vs {:?}", f, s, e);
+            let got: Vec<(i64, u64)> = h.feature(f, &pf.offsets).iter().map(|p| (p.g(), p.h() as u64)).collect();
+            prop_assert_eq!(got, expect, "feature {}", f);
+        }
+    }
+
+    #[test]
+    fn sampled_columns_are_built_and_the_others_left_alone(seed in any::<u64>()) {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, _, pc) = small_cache(dir.path(), 4, 32);
+        let pf = page_features(&pc.layout, &pc.manifest.cuts);
+        let nf = pc.manifest.cuts.features.len();
+        let page = pc.page(0).unwrap();
+        let features: Vec<usize> = (0..nf).filter(|f| (seed >> (f % 64)) & 1 == 1).collect();
+        let rows: Vec<u32> = (0..page.rows as u32).collect();
+        let gh = vec![Packed::new(-3, 5); rows.len()];
+        let slots = *pf.offsets.last().unwrap();
+        let (mut all, mut some) = (Histogram::zeros(slots), Histogram::zeros(slots));
+        all.add_rows(&page, &pf, &pf.all_columns(), &rows, &gh);
+        some.add_rows(&page, &pf, &pf.columns(&features), &rows, &gh);
+        for f in 0..nf {
+            if features.contains(&f) {
+                prop_assert_eq!(some.feature(f, &pf.offsets), all.feature(f, &pf.offsets));
+            } else {
+                prop_assert!(some.feature(f, &pf.offsets).iter().all(|&p| p == Packed::ZERO));
             }
         }
     }
@@ -532,13 +550,79 @@ fn subtraction_gives_the_sibling_exactly() {
         Histogram::zeros(slots),
         Histogram::zeros(slots),
     );
+    let cols = pf.all_columns();
     for r in 0..page.rows {
-        // Small integers are exact in f64, so the subtraction must be too.
-        let gh = [[(r % 7) as f64 - 3.0, (r % 5) as f64 + 1.0]];
+        let gh = [Packed::new((r % 7) as i32 - 3, (r % 5) as u32 + 1)];
         let row = [r as u32];
-        parent.add_rows(&page, &pf, &row, &gh);
-        if r % 3 == 0 { &mut left } else { &mut right }.add_rows(&page, &pf, &row, &gh);
+        parent.add_rows(&page, &pf, &cols, &row, &gh);
+        if r % 3 == 0 { &mut left } else { &mut right }.add_rows(&page, &pf, &cols, &row, &gh);
     }
     left.subtract_from(&parent);
     assert_eq!(left, right);
+}
+
+#[test]
+fn thread_count_does_not_change_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), "d", 24, 8);
+    let with = |threads: usize, name: &str| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| train(&data, &dir.path().join(name), &[]).unwrap())
+    };
+    same_trees(&with(1, "one"), &with(3, "three"));
+}
+
+#[test]
+fn leaf_values_are_refit_from_the_true_gradients() {
+    // One tree from the base margin: each leaf's value must be XGBoost's -G / (H + lambda)
+    // times the learning rate, with G and H the exact logistic gradients of the leaf's rows
+    // (worked out here from the raw features), not their quantised sums.
+    let dir = tempfile::tempdir().unwrap();
+    let (ds, _, pc) = small_cache(dir.path(), 12, 64);
+    let labels = pc.labels().unwrap();
+    let roles = vec![Role::Train; labels.len()];
+    let params = TrainParams {
+        n_estimators: 1,
+        max_depth: 3,
+        learning_rate: 0.5,
+        lambda: 2.0,
+        ..Default::default()
+    };
+    let class = params.class_code().unwrap();
+    let pool = std::sync::Arc::new(MemoryPool::new(1 << 30));
+    let mut res = MemoryConsumer::new("train").register(&pool);
+    let m = spliceboost::boost::train(&pc, &labels, &roles, &params, 5, &mut res, |_| {}).unwrap();
+    let tree = &m.trees[0];
+    let p = 1.0 / (1.0 + (-(m.base_margin as f64)).exp());
+    let mut sums = vec![[0.0f64; 2]; tree.len()];
+    let names = ds.feature_names();
+    let res = MemoryConsumer::new("scan").register(&pool);
+    let (mut row, mut col) = (0usize, Vec::new());
+    let mut x = vec![0f32; names.len()];
+    for b in ds.scan().with_columns(&names).build(&res).unwrap() {
+        let b = b.unwrap();
+        let cols: Vec<Vec<f32>> = (0..names.len())
+            .map(|j| {
+                to_f32(b.batch.column(j).as_ref(), &mut col);
+                col.clone()
+            })
+            .collect();
+        for r in 0..b.batch.num_rows() {
+            for (j, c) in cols.iter().enumerate() {
+                x[j] = c[r];
+            }
+            let y = f64::from(u8::from(labels[row] == class));
+            let s = &mut sums[tree.leaf(&x)];
+            s[0] += p - y;
+            s[1] += p * (1.0 - p);
+            row += 1;
+        }
+    }
+    let leaves: Vec<usize> = (0..tree.len()).filter(|&n| tree.is_leaf(n)).collect();
+    assert!(leaves.len() > 2, "the tree split");
+    for n in leaves {
+        let want = -sums[n][0] / (sums[n][1] + 2.0) * 0.5;
+        let got = tree.value[n] as f64;
+        assert!((got - want).abs() <= 1e-5 * want.abs().max(1e-3), "leaf {n}: {got} vs {want}");
+    }
 }

@@ -10,8 +10,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use super::grow::grow;
-use super::hist::page_features;
+use super::grow::{grow, Gradients};
+use super::hist::{page_features, QPair, Quantizer};
 use super::sizing::train_bytes;
 use super::tree::Tree;
 use super::{EvalMetric, IterLog, Model, Objective, Role, TrainParams};
@@ -22,13 +22,25 @@ use crate::memory::MemoryReservation;
 
 /// A stable per-(seed, tree, row) draw in `[0, 1)` for row subsampling.
 fn draw(seed: u64, tree: usize, row: usize) -> f64 {
+    (bits(seed, tree, row) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Two stable per-(seed, tree, row) draws in `[0, 1)` for stochastic rounding, apart from
+/// the subsampling draw.
+fn draw2(seed: u64, tree: usize, row: usize) -> [f64; 2] {
+    let z = bits(seed ^ 0x5EED_0F_ABCD_1234, tree, row);
+    let unit = 1.0 / (1u64 << 32) as f64;
+    [(z >> 32) as f64 * unit, (z & 0xFFFF_FFFF) as f64 * unit]
+}
+
+/// SplitMix64 of (seed, tree, row).
+fn bits(seed: u64, tree: usize, row: usize) -> u64 {
     let mut z = seed
         ^ (tree as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
         ^ (row as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    (z >> 11) as f64 / (1u64 << 53) as f64
+    z ^ (z >> 31)
 }
 
 /// A trained model and the margins it gives every cached row.
@@ -129,6 +141,8 @@ pub fn fit(
     let mut hess = vec![0f32; n];
     let mut weight = vec![0f32; n];
     let mut node = vec![0u32; n];
+    let mut q = vec![QPair::default(); n];
+    let levels = Quantizer::levels(n);
     // The margins at the best iteration so far, copied when it improves: early stopping
     // keeps those trees, and the caller gets what they predict.
     let mut best_margin: Vec<f32> = vec![];
@@ -161,8 +175,15 @@ pub fn fit(
         params
             .objective
             .gradients(&margin, &target, &weight, &mut grad, &mut hess);
+        let quant = quantize(&grad, &hess, &mut q, levels, seed, t);
         let features = column_sample(nf, params.colsample_bytree, seed, t);
-        let tree = grow(cache, &pf, &features, &grad, &hess, &mut node, params, &sp)?;
+        let gr = Gradients {
+            grad: &grad,
+            hess: &hess,
+            q: &q,
+            quant,
+        };
+        let tree = grow(cache, &pf, &features, &gr, &mut node, params, &sp)?;
         margin
             .par_iter_mut()
             .zip(node.par_iter())
@@ -259,6 +280,26 @@ fn training_loss(objective: Objective, margin: &[f32], target: &[f32], roles: &[
         Objective::Logistic => mean,
         Objective::SquaredError => mean.sqrt(),
     }
+}
+
+/// Quantises one tree's gradients into `q`: steps from the largest gradient and hessian of
+/// the rows that train, each row rounded with its own stable draws.
+fn quantize(grad: &[f32], hess: &[f32], q: &mut [QPair], levels: u32, seed: u64, tree: usize) -> Quantizer {
+    let (max_g, max_h) = grad
+        .par_iter()
+        .zip(hess.par_iter())
+        .filter(|(_, &h)| h != 0.0)
+        .map(|(&g, &h)| (g.abs() as f64, h as f64))
+        .reduce(|| (0.0, 0.0), |a, b| (a.0.max(b.0), a.1.max(b.1)));
+    let quant = Quantizer::new(max_g, max_h, levels);
+    q.par_iter_mut().enumerate().for_each(|(i, qi)| {
+        *qi = if hess[i] != 0.0 {
+            quant.quantize(grad[i], hess[i], draw2(seed, tree, i), levels)
+        } else {
+            QPair::default()
+        };
+    });
+    quant
 }
 
 /// The features a tree may split on: all, or a seeded sample of `rate` of them.

@@ -2,13 +2,14 @@
 //!
 //! One pass over the pages per level routes every row (training and validation alike) to its
 //! child and builds the histogram of the smaller child of each split; the larger child's is
-//! the parent's minus the smaller's. Each page is split into one contiguous chunk per thread,
-//! each thread sums into its own histograms, and the chunks are added in order: the same tree
-//! for the same seed and thread count, at any budget.
+//! the parent's minus the smaller's. Histograms sum quantised gradients as integers
+//! ([`super::hist`]), so the tree is the same for a seed whatever the thread count or
+//! budget; once its shape is fixed, each leaf's value is refitted from the true gradients
+//! of its rows, as LightGBM's `quant_train_renew_leaf` does.
 
 use rayon::prelude::*;
 
-use super::hist::{GradPair, Histogram, PageFeatures};
+use super::hist::{Columns, GradPair, Histogram, Packed, PageFeatures, QPair, Quantizer};
 use super::tree::{best_split, Split, SplitParams, Tree};
 use super::TrainParams;
 use crate::binning::cache::{PageCache, PAGE_ROWS};
@@ -21,53 +22,89 @@ struct Route {
     missing: Option<u8>,
 }
 
-/// Sums of gradient pairs over rows with a non-zero hessian, chunked by page so the order
-/// of additions never changes.
-fn total(grad: &[f32], hess: &[f32]) -> GradPair {
-    let parts: Vec<GradPair> = grad
+/// One tree's gradients: the true ones (for leaf values, and to tell which rows train) and
+/// their quantised copies (for histograms).
+pub(crate) struct Gradients<'a> {
+    pub grad: &'a [f32],
+    pub hess: &'a [f32],
+    pub q: &'a [QPair],
+    pub quant: Quantizer,
+}
+
+/// The quantised sum over rows with a non-zero hessian.
+fn total(gr: &Gradients<'_>) -> Packed {
+    gr.q
         .par_chunks(PAGE_ROWS)
-        .zip(hess.par_chunks(PAGE_ROWS))
-        .map(|(g, h)| {
-            let mut s = [0.0f64; 2];
-            for (&a, &b) in g.iter().zip(h) {
-                s[0] += a as f64;
-                s[1] += b as f64;
+        .zip(gr.hess.par_chunks(PAGE_ROWS))
+        .map(|(q, h)| {
+            q.iter()
+                .zip(h)
+                .filter(|(_, &h)| h != 0.0)
+                .fold(Packed::ZERO, |a, (q, _)| a.plus(q.packed()))
+        })
+        .reduce(|| Packed::ZERO, Packed::plus)
+}
+
+/// Each leaf's true gradient and hessian sums, over rows with a non-zero hessian; summed in
+/// page-sized chunks added in order, so the figure never depends on the thread count.
+fn leaf_sums(tree: &Tree, gr: &Gradients<'_>, node: &[u32]) -> Vec<GradPair> {
+    let parts: Vec<Vec<GradPair>> = node
+        .par_chunks(PAGE_ROWS)
+        .enumerate()
+        .map(|(c, nodes)| {
+            let mut s = vec![[0.0f64; 2]; tree.len()];
+            let off = c * PAGE_ROWS;
+            for (i, &nd) in nodes.iter().enumerate() {
+                let h = gr.hess[off + i];
+                if h != 0.0 {
+                    let e = &mut s[nd as usize];
+                    e[0] += gr.grad[off + i] as f64;
+                    e[1] += h as f64;
+                }
             }
             s
         })
         .collect();
-    parts.iter().fold([0.0, 0.0], |a, b| [a[0] + b[0], a[1] + b[1]])
+    let mut out = vec![[0.0f64; 2]; tree.len()];
+    for p in parts {
+        for (o, x) in out.iter_mut().zip(p) {
+            o[0] += x[0];
+            o[1] += x[1];
+        }
+    }
+    out
 }
 
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn grow(
     cache: &PageCache,
     pf: &PageFeatures,
     features: &[usize],
-    grad: &[f32],
-    hess: &[f32],
+    gr: &Gradients<'_>,
     node: &mut [u32],
     params: &TrainParams,
     sp: &SplitParams,
 ) -> anyhow::Result<Tree> {
     let cuts = &cache.manifest.cuts;
     let eta = params.learning_rate;
+    let q = &gr.quant;
+    let weight = |p: Packed| -> f32 {
+        let [g, h] = q.pair(p);
+        (sp.weight(g, h) * eta) as f32
+    };
     node.fill(0);
-    let root_total = total(grad, hess);
-    let mut tree = Tree::root(
-        (sp.weight(root_total[0], root_total[1]) * eta) as f32,
-        root_total[1] as f32,
-    );
+    let cols = pf.columns(features);
+    let root_total = total(gr);
+    let mut tree = Tree::root(weight(root_total), q.pair(root_total)[1] as f32);
     // The root's histogram: one pass, nothing to route.
-    let mut built = level_pass(cache, pf, grad, hess, node, &tree, &[None], &[0], 1)?;
+    let mut built = level_pass(cache, pf, &cols, gr, node, &tree, &[None], &[0], 1)?;
     let mut root_hist = built.pop().expect("one histogram");
     root_hist.fill_sparse_zeros(cuts, pf, root_total);
     // Nodes of the current level with their histograms and sums.
-    let mut level: Vec<(usize, Histogram, GradPair)> = vec![(0, root_hist, root_total)];
+    let mut level: Vec<(usize, Histogram, Packed)> = vec![(0, root_hist, root_total)];
     for depth in 0..params.max_depth {
         let splits: Vec<Option<Split>> = level
             .par_iter()
-            .map(|(_, h, tot)| best_split(h, *tot, cuts, &pf.offsets, features, sp))
+            .map(|(_, h, tot)| best_split(h, *tot, q, cuts, &pf.offsets, features, sp))
             .collect();
         if splits.iter().all(Option::is_none) {
             break;
@@ -77,11 +114,14 @@ pub(crate) fn grow(
         for ((id, _, _), s) in level.iter().zip(&splits) {
             let Some(s) = s else { continue };
             let fb = &cuts.features[s.feature];
-            let weights = (
-                (sp.weight(s.left[0], s.left[1]) * eta) as f32,
-                (sp.weight(s.right[0], s.right[1]) * eta) as f32,
+            let (lp, rp) = (q.pair(s.left), q.pair(s.right));
+            let (l, r) = tree.split(
+                *id,
+                s,
+                fb.threshold(s.bin),
+                (weight(s.left), weight(s.right)),
+                (lp[1], rp[1]),
             );
-            let (l, r) = tree.split(*id, s, fb.threshold(s.bin), weights);
             routes[*id] = Some(Route {
                 feature: s.feature,
                 missing: fb.has_missing.then(|| fb.missing_code()),
@@ -91,14 +131,14 @@ pub(crate) fn grow(
         routes.truncate(tree.len());
         if depth + 1 == params.max_depth {
             // The children are leaves: route rows to them, build nothing.
-            level_pass(cache, pf, grad, hess, node, &tree, &routes, &[], 0)?;
+            level_pass(cache, pf, &cols, gr, node, &tree, &routes, &[], 0)?;
             break;
         }
         // Build the smaller child of each split (by hessian), subtract for the other.
         let mut slot = vec![-1i32; tree.len()];
         let mut small = vec![];
         for (k, &(_, l, r, s)) in children.iter().enumerate() {
-            let (c, tot) = if s.left[1] <= s.right[1] {
+            let (c, tot) = if s.left.h() <= s.right.h() {
                 (l, s.left)
             } else {
                 (r, s.right)
@@ -106,18 +146,7 @@ pub(crate) fn grow(
             slot[c] = k as i32;
             small.push((c, tot));
         }
-        let slots: Vec<i32> = slot;
-        let mut hists = level_pass(
-            cache,
-            pf,
-            grad,
-            hess,
-            node,
-            &tree,
-            &routes,
-            &slots,
-            children.len(),
-        )?;
+        let mut hists = level_pass(cache, pf, &cols, gr, node, &tree, &routes, &slot, children.len())?;
         let mut parents: std::collections::HashMap<usize, Histogram> =
             level.into_iter().map(|(id, h, _)| (id, h)).collect();
         let mut next = Vec::with_capacity(2 * children.len());
@@ -137,6 +166,13 @@ pub(crate) fn grow(
         }
         level = next;
     }
+    // The shape is fixed: each leaf's value from its rows' true gradients.
+    for (n, [g, h]) in leaf_sums(&tree, gr, node).into_iter().enumerate() {
+        if tree.is_leaf(n) && h > 0.0 {
+            tree.value[n] = (sp.weight(g, h) * eta) as f32;
+            tree.sum_hess[n] = h as f32;
+        }
+    }
     Ok(tree)
 }
 
@@ -146,8 +182,8 @@ pub(crate) fn grow(
 fn level_pass(
     cache: &PageCache,
     pf: &PageFeatures,
-    grad: &[f32],
-    hess: &[f32],
+    cols: &Columns,
+    gr: &Gradients<'_>,
     node: &mut [u32],
     tree: &Tree,
     routes: &[Option<Route>],
@@ -160,9 +196,8 @@ fn level_pass(
         .map(|_| (0..n_build).map(|_| Histogram::zeros(hist_slots)).collect())
         .collect();
     let layout = &cache.layout;
-    // Per thread, the chunk's rows grouped by build slot (a stable counting sort), so that
-    // each histogram is filled feature by feature from the page's columns. Rows stay in
-    // row order within a slot: every sum is the same, bit for bit, as adding row by row.
+    // Per thread, the chunk's rows grouped by build slot (a counting sort), so that each
+    // histogram is filled feature by feature from the page's columns.
     let mut scratch: Vec<Buckets> = (0..threads)
         .map(|_| Buckets::new(PAGE_ROWS.div_ceil(threads), n_build))
         .collect();
@@ -195,7 +230,7 @@ fn level_pass(
                         *nd = cur as u32;
                     }
                     let s = match slots.get(cur) {
-                        Some(&s) if s >= 0 && hess[r0 + r] != 0.0 => s as u32,
+                        Some(&s) if s >= 0 && gr.hess[r0 + r] != 0.0 => s as u32,
                         _ => n_build as u32,
                     };
                     slot_of[i] = s;
@@ -225,11 +260,11 @@ fn level_pass(
                 for (i, w) in sorted[..built].iter_mut().zip(gh.iter_mut()) {
                     *i += first as u32;
                     let r = r0 + *i as usize;
-                    *w = [grad[r] as f64, hess[r] as f64];
+                    *w = gr.q[r].packed();
                 }
                 for (k, h) in hs.iter_mut().enumerate() {
                     let (a, z) = (starts[k] as usize, ends[k] as usize);
-                    h.add_rows(&page, pf, &sorted[a..z], &gh[a..z]);
+                    h.add_rows(&page, pf, cols, &sorted[a..z], &gh[a..z]);
                 }
             });
         if !cache.is_resident() {
@@ -252,8 +287,8 @@ pub(crate) struct Buckets {
     slot_of: Vec<u32>,
     /// Row indices, grouped by slot.
     sorted: Vec<u32>,
-    /// The gradient pairs of `sorted`'s rows.
-    gh: Vec<GradPair>,
+    /// The quantised gradients of `sorted`'s rows.
+    gh: Vec<Packed>,
     starts: Vec<u32>,
     ends: Vec<u32>,
 }
@@ -263,7 +298,7 @@ impl Buckets {
         Self {
             slot_of: vec![0; rows],
             sorted: vec![0; rows],
-            gh: vec![[0.0; 2]; rows],
+            gh: vec![Packed::ZERO; rows],
             starts: vec![0; n_build + 1],
             ends: vec![0; n_build + 1],
         }
@@ -271,6 +306,6 @@ impl Buckets {
 
     /// Heap bytes of one thread's scratch.
     pub(crate) fn bytes(rows: usize, n_build: usize) -> u64 {
-        (4 * (2 * rows + 2 * (n_build + 1)) + std::mem::size_of::<GradPair>() * rows) as u64
+        (4 * (2 * rows + 2 * (n_build + 1)) + std::mem::size_of::<Packed>() * rows) as u64
     }
 }

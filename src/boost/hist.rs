@@ -1,89 +1,227 @@
 //! Gradient histograms: per node, per feature, per bin, the sums of gradients and hessians.
 //!
-//! Built from binned pages, one row at a time, for the smaller child of each split; the
-//! larger child is the parent minus the smaller ([`Histogram::subtract_from`]), as LightGBM
-//! and XGBoost do. Sums are `f64`, so a histogram built from `f32` gradients does not lose
-//! the small ones.
+//! Built from binned pages for the smaller child of each split; the larger child is the
+//! parent minus the smaller ([`Histogram::subtract_from`]), as LightGBM and XGBoost do.
+//!
+//! Gradients are quantised, as LightGBM's `use_quantized_grad` does: each tree, every row's
+//! gradient and hessian become small integers by stochastic rounding ([`Quantizer`]), and a
+//! histogram slot holds their sums packed in one `i64` ([`Packed`]). That halves the bytes a
+//! histogram moves against `f64` pairs, and integer sums are exact: the same in any order,
+//! so the trees do not depend on the thread count, and a sibling by subtraction is exact.
+//! Leaf values are then refitted from the true gradients (see `grow`).
 
-use crate::binning::cache::{Layout, Page, Position};
-
+use crate::binning::cache::{Page, Position};
 use crate::binning::Cuts;
 
-/// Gradient and hessian sums.
+/// Gradient and hessian sums, as real numbers.
 pub type GradPair = [f64; 2];
 
-/// One node's histogram: each feature's slots (see [`Cuts::slot_offsets`]) of gradient pairs.
+/// A quantised gradient sum in the high 32 bits (signed) and a quantised hessian sum in the
+/// low 32 bits (unsigned). Adding two adds both, as long as hessian sums stay below 2³² and
+/// gradient sums within ±2³¹, which [`Quantizer`] keeps for any node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(transparent)]
+pub struct Packed(pub i64);
+
+impl Packed {
+    pub const ZERO: Packed = Packed(0);
+
+    #[inline]
+    pub fn new(g: i32, h: u32) -> Self {
+        Packed(((g as i64) << 32) + h as i64)
+    }
+
+    /// The hessian sum.
+    #[inline]
+    pub fn h(self) -> u32 {
+        self.0 as u32
+    }
+
+    /// The gradient sum.
+    #[inline]
+    pub fn g(self) -> i64 {
+        (self.0 - self.h() as i64) >> 32
+    }
+
+    #[inline]
+    pub fn plus(self, o: Packed) -> Packed {
+        Packed(self.0.wrapping_add(o.0))
+    }
+
+    #[inline]
+    pub fn minus(self, o: Packed) -> Packed {
+        Packed(self.0.wrapping_sub(o.0))
+    }
+}
+
+/// A row's quantised gradient and hessian.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QPair {
+    pub g: i16,
+    pub h: u16,
+}
+
+impl QPair {
+    #[inline]
+    pub fn packed(self) -> Packed {
+        Packed::new(self.g as i32, self.h as u32)
+    }
+}
+
+/// One tree's quantisation: the real value of one gradient step and one hessian step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Quantizer {
+    pub g_step: f64,
+    pub h_step: f64,
+}
+
+impl Quantizer {
+    /// Most steps a row's hessian may take (its gradient takes half as many each way): as
+    /// fine as an `i16` / `u16` pair holds.
+    pub const MAX_LEVELS: u32 = 1 << 14;
+
+    /// Levels for `rows` rows: as many as keep every sum over those rows inside [`Packed`].
+    pub fn levels(rows: usize) -> u32 {
+        ((u32::MAX as u64 / rows.max(1) as u64).min(Self::MAX_LEVELS as u64) as u32).max(2)
+    }
+
+    /// Steps for gradients up to `max_g` in size and hessians up to `max_h`, on `levels`.
+    pub fn new(max_g: f64, max_h: f64, levels: u32) -> Self {
+        let half = (levels / 2) as f64;
+        let step = |m: f64, n: f64| if m > 0.0 && m.is_finite() { m / n } else { 1.0 };
+        Self {
+            g_step: step(max_g, half),
+            h_step: step(max_h, levels as f64),
+        }
+    }
+
+    /// `(g, h)` on the grid, each rounded down or up with the probability that keeps its
+    /// mean exact; `u` holds two independent uniform draws in `[0, 1)`, and `levels` bounds
+    /// the result.
+    #[inline]
+    pub fn quantize(&self, g: f32, h: f32, u: [f64; 2], levels: u32) -> QPair {
+        let half = (levels / 2) as f64;
+        let qg = ((g as f64 / self.g_step) + u[0]).floor().clamp(-half, half);
+        let qh = ((h as f64 / self.h_step) + u[1]).floor().clamp(0.0, levels as f64);
+        QPair {
+            g: qg as i16,
+            h: qh as u16,
+        }
+    }
+
+    /// The real sums a packed slot stands for.
+    #[inline]
+    pub fn pair(&self, p: Packed) -> GradPair {
+        [p.g() as f64 * self.g_step, p.h() as f64 * self.h_step]
+    }
+}
+
+/// One node's histogram: each feature's slots (see [`Cuts::slot_offsets`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Histogram {
-    pub bins: Vec<GradPair>,
+    pub bins: Vec<Packed>,
 }
+
+/// Below this many rows a slot, a feature's histogram is filled directly; above, through
+/// four interleaved copies, so that rows falling in one bin one after another do not wait
+/// on each other's store (most columns here have a few dominant bins).
+const INTERLEAVE_ROWS_PER_SLOT: usize = 8;
+/// The widest feature the interleaved copies serve (a missing slot beside 256 bins).
+const MAX_SLOTS: usize = 257;
 
 impl Histogram {
     /// Heap bytes of one node's histogram of `slots` slots.
     pub fn bytes(slots: usize) -> u64 {
-        (slots * std::mem::size_of::<GradPair>()) as u64
+        (slots * std::mem::size_of::<Packed>()) as u64
     }
 
     /// An empty histogram of `slots` slots (the last of the slot offsets).
     pub fn zeros(slots: usize) -> Self {
         Self {
-            bins: vec![[0.0; 2]; slots],
+            bins: vec![Packed::ZERO; slots],
         }
     }
 
     /// The slots of feature `f`.
     #[inline]
-    pub fn feature<'a>(&'a self, f: usize, offsets: &[usize]) -> &'a [GradPair] {
+    pub fn feature<'a>(&'a self, f: usize, offsets: &[usize]) -> &'a [Packed] {
         &self.bins[offsets[f]..offsets[f + 1]]
     }
 
     pub fn clear(&mut self) {
-        self.bins.fill([0.0; 2]);
+        self.bins.fill(Packed::ZERO);
     }
 
     /// Adds `other` slot by slot.
     pub fn add(&mut self, other: &Histogram) {
         for (a, b) in self.bins.iter_mut().zip(&other.bins) {
-            a[0] += b[0];
-            a[1] += b[1];
+            *a = a.plus(*b);
         }
     }
 
-    /// Turns `self` (a child) into `parent − self` (its sibling).
+    /// Turns `self` (a child) into `parent − self` (its sibling), exactly.
     pub fn subtract_from(&mut self, parent: &Histogram) {
         for (a, p) in self.bins.iter_mut().zip(&parent.bins) {
-            a[0] = p[0] - a[0];
-            a[1] = p[1] - a[1];
+            *a = p.minus(*a);
         }
     }
 
-    /// Adds page rows `rows` (ascending) with weights `gh` (one pair per row, in the same
-    /// order). Dense features go column by column, so one feature's slots and one short
-    /// column are all a loop touches; sparse features get only their stored (non-zero)
-    /// values here, and [`Self::fill_sparse_zeros`] adds the zeros afterwards. Every slot
-    /// sums its rows in row order, whatever the layout.
-    pub fn add_rows(&mut self, page: &Page<'_>, pf: &PageFeatures, rows: &[u32], gh: &[GradPair]) {
+    /// Adds page rows `rows` (ascending) with weights `gh` (one per row, in the same order).
+    /// Dense features go column by column, so one feature's slots and one short column are
+    /// all a loop touches; sparse features get only their stored (non-zero) values here, and
+    /// [`Self::fill_sparse_zeros`] adds the zeros afterwards.
+    /// Only the columns in `cols` are built; the others' slots are left as they are.
+    pub fn add_rows(&mut self, page: &Page<'_>, pf: &PageFeatures, cols: &Columns, rows: &[u32], gh: &[Packed]) {
         debug_assert_eq!(rows.len(), gh.len());
-        for (d, &off) in pf.dense_offsets.iter().enumerate() {
+        let mut copies = [[Packed::ZERO; MAX_SLOTS]; 3];
+        for &d in &cols.dense {
+            let off = pf.dense_offsets[d];
             let col = page.dense_column(d);
-            let n = pf.offsets_end[d] - off;
+            let n = pf.dense_ends[d] - off;
             let slots = &mut self.bins[off..off + n];
-            for (&r, w) in rows.iter().zip(gh) {
+            if n > MAX_SLOTS || rows.len() < INTERLEAVE_ROWS_PER_SLOT * n {
+                for (&r, &w) in rows.iter().zip(gh) {
+                    let s = &mut slots[col[r as usize] as usize];
+                    *s = s.plus(w);
+                }
+                continue;
+            }
+            let [c1, c2, c3] = &mut copies;
+            let (c1, c2, c3) = (&mut c1[..n], &mut c2[..n], &mut c3[..n]);
+            let mut quads = rows.chunks_exact(4).zip(gh.chunks_exact(4));
+            for (r, w) in &mut quads {
+                let s = &mut slots[col[r[0] as usize] as usize];
+                *s = s.plus(w[0]);
+                let s = &mut c1[col[r[1] as usize] as usize];
+                *s = s.plus(w[1]);
+                let s = &mut c2[col[r[2] as usize] as usize];
+                *s = s.plus(w[2]);
+                let s = &mut c3[col[r[3] as usize] as usize];
+                *s = s.plus(w[3]);
+            }
+            let tail = rows.len() - rows.len() % 4;
+            for (&r, &w) in rows[tail..].iter().zip(&gh[tail..]) {
                 let s = &mut slots[col[r as usize] as usize];
-                s[0] += w[0];
-                s[1] += w[1];
+                *s = s.plus(w);
+            }
+            for (i, s) in slots.iter_mut().enumerate() {
+                *s = s.plus(c1[i]).plus(c2[i]).plus(c3[i]);
+                c1[i] = Packed::ZERO;
+                c2[i] = Packed::ZERO;
+                c3[i] = Packed::ZERO;
             }
         }
-        if !pf.sparse.is_empty() {
+        if cols.sparse.iter().any(|&b| b) {
             let ip = page.sparse.indptr();
             let ip = ip.raw_storage();
             let (indices, data) = (page.sparse.indices(), page.sparse.data());
-            for (&r, w) in rows.iter().zip(gh) {
+            for (&r, &w) in rows.iter().zip(gh) {
                 let (lo, hi) = (ip[r as usize] as usize, ip[r as usize + 1] as usize);
                 for (&s_i, &code) in indices[lo..hi].iter().zip(&data[lo..hi]) {
-                    let s = &mut self.bins[pf.sparse_offsets[s_i as usize] + code as usize];
-                    s[0] += w[0];
-                    s[1] += w[1];
+                    if cols.sparse[s_i as usize] {
+                        let s = &mut self.bins[pf.sparse_offsets[s_i as usize] + code as usize];
+                        *s = s.plus(w);
+                    }
                 }
             }
         }
@@ -91,18 +229,17 @@ impl Histogram {
 
     /// Puts into each sparse feature's zero bin what the node's total leaves after its
     /// stored (non-zero) values.
-    pub fn fill_sparse_zeros(&mut self, cuts: &Cuts, pf: &PageFeatures, total: GradPair) {
+    pub fn fill_sparse_zeros(&mut self, cuts: &Cuts, pf: &PageFeatures, total: Packed) {
         for (&f, &off) in pf.sparse.iter().zip(&pf.sparse_offsets) {
             let z = cuts.features[f].zero_bin as usize;
             let slots = &mut self.bins[off..off + cuts.features[f].n_slots()];
-            let (mut g, mut h) = (0.0, 0.0);
+            let mut rest = total;
             for (i, s) in slots.iter().enumerate() {
                 if i != z {
-                    g += s[0];
-                    h += s[1];
+                    rest = rest.minus(*s);
                 }
             }
-            slots[z] = [total[0] - g, total[1] - h];
+            slots[z] = rest;
         }
     }
 }
@@ -116,13 +253,45 @@ pub struct PageFeatures {
     pub dense_offsets: Vec<usize>,
     pub sparse_offsets: Vec<usize>,
     /// One past each dense feature's last slot.
-    pub offsets_end: Vec<usize>,
+    pub dense_ends: Vec<usize>,
     /// Slot offsets of every feature (the last entry is the total).
     pub offsets: Vec<usize>,
 }
 
+/// The columns a tree's histograms are built for: the features it may split on (column
+/// sampling leaves the others out, and nothing reads their slots).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Columns {
+    /// Dense positions, ascending.
+    pub dense: Vec<usize>,
+    /// By sparse position: built or not.
+    pub sparse: Vec<bool>,
+}
+
+impl PageFeatures {
+    /// The columns of `features` (feature indices).
+    pub fn columns(&self, features: &[usize]) -> Columns {
+        let mut on = vec![false; self.offsets.len().saturating_sub(1)];
+        for &f in features {
+            on[f] = true;
+        }
+        Columns {
+            dense: (0..self.dense.len()).filter(|&d| on[self.dense[d]]).collect(),
+            sparse: self.sparse.iter().map(|&f| on[f]).collect(),
+        }
+    }
+
+    /// Every column.
+    pub fn all_columns(&self) -> Columns {
+        Columns {
+            dense: (0..self.dense.len()).collect(),
+            sparse: vec![true; self.sparse.len()],
+        }
+    }
+}
+
 /// Reads [`PageFeatures`] off a cache layout and its cuts.
-pub fn page_features(layout: &Layout, cuts: &Cuts) -> PageFeatures {
+pub fn page_features(layout: &crate::binning::cache::Layout, cuts: &Cuts) -> PageFeatures {
     let mut dense = vec![0; layout.n_dense];
     let mut sparse = vec![];
     for (f, p) in layout.position.iter().enumerate() {
@@ -139,10 +308,56 @@ pub fn page_features(layout: &Layout, cuts: &Cuts) -> PageFeatures {
     let offsets = cuts.slot_offsets();
     PageFeatures {
         dense_offsets: dense.iter().map(|&f| offsets[f]).collect(),
-        offsets_end: dense.iter().map(|&f| offsets[f + 1]).collect(),
+        dense_ends: dense.iter().map(|&f| offsets[f + 1]).collect(),
         sparse_offsets: sparse.iter().map(|&f| offsets[f]).collect(),
         dense,
         sparse,
         offsets,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_sums_unpack_to_their_parts() {
+        // Sums of either sign, up to the bounds Quantizer keeps.
+        let parts = [(-7, 3u32), (5, 0), (-(1 << 20), 1 << 20), (1 << 30, (1 << 31) + 5)];
+        let (mut p, mut g, mut h) = (Packed::ZERO, 0i64, 0u64);
+        for &(gi, hi) in &parts {
+            p = p.plus(Packed::new(gi, hi));
+            g += gi as i64;
+            h += hi as u64;
+            assert_eq!((p.g(), p.h() as u64), (g, h));
+        }
+        let q = p.minus(Packed::new(-7, 3));
+        assert_eq!((q.g(), q.h()), (g + 7, (h - 3) as u32));
+    }
+
+    #[test]
+    fn stochastic_rounding_by_hand() {
+        // Steps: 0.8 / 2 = 0.4 for gradients, 1.0 / 4 = 0.25 for hessians.
+        let q = Quantizer::new(0.8, 1.0, 4);
+        assert_eq!((q.g_step, q.h_step), (0.4, 0.25));
+        // g = 0.5 is 1.25 steps: up with probability 0.25; h = 0.3 is 1.2 steps: up with 0.2.
+        assert_eq!(q.quantize(0.5, 0.3, [0.74, 0.79], 4), QPair { g: 1, h: 1 });
+        assert_eq!(q.quantize(0.5, 0.3, [0.76, 0.81], 4), QPair { g: 2, h: 2 });
+        // -0.5 is -1.25 steps: -2 unless the draw lifts it past -1 (probability 0.75).
+        assert_eq!(q.quantize(-0.5, 0.0, [0.2, 0.0], 4), QPair { g: -2, h: 0 });
+        assert_eq!(q.quantize(-0.5, 0.0, [0.3, 0.0], 4), QPair { g: -1, h: 0 });
+        // The largest values land on the last level.
+        assert_eq!(q.quantize(-0.8, 1.0, [0.99, 0.99], 4), QPair { g: -2, h: 4 });
+        assert_eq!(q.pair(Packed::new(-3, 6)), [-3.0 * 0.4, 1.5]);
+    }
+
+    #[test]
+    fn levels_keep_every_sum_in_range() {
+        assert_eq!(Quantizer::levels(1000), Quantizer::MAX_LEVELS);
+        for rows in [262_145usize, 2_500_000, 25_000_000, 1 << 30] {
+            let l = Quantizer::levels(rows) as u64;
+            assert!(rows as u64 * l <= u32::MAX as u64, "{rows} rows: hessians fit 32 bits");
+            assert!(rows as u64 * (l / 2) < 1 << 31, "{rows} rows: gradients fit 31 bits");
+        }
     }
 }

@@ -19,11 +19,11 @@ use crate::io::Dataset;
 use crate::memory::{MemoryError, Stages};
 
 /// Bytes of per-row state while one binary model trains, at most: margin, gradient, hessian,
-/// weight and target (`f32` each), the row's node (`u32`), its class code and role (a byte
-/// each) — 26 bytes — plus 8 for the validation buffers (a prediction and a target per
+/// weight and target (`f32` each), the row's node (`u32`), its quantised gradient pair (two
+/// 16-bit integers), its class code and role (a byte each) — 30 bytes — plus 8 for the validation buffers (a prediction and a target per
 /// validation row), counted as if every row validated, plus 4 for the margins at the best
 /// iteration, which early stopping keeps.
-pub const STATE_BYTES_PER_ROW: u64 = 38;
+pub const STATE_BYTES_PER_ROW: u64 = 42;
 /// What an AUC validation metric adds per row: its sort index (`usize`), counted as if every
 /// row validated.
 pub const AUC_BYTES_PER_ROW: u64 = 8;
@@ -37,8 +37,8 @@ pub fn state_bytes_per_row(params: &TrainParams) -> u64 {
             0
         }
 }
-/// Histogram bins hold a gradient and a hessian sum, as `f64`.
-pub const BIN_BYTES: u64 = 16;
+/// Histogram bins hold a quantised gradient and hessian sum, packed in an `i64`.
+pub const BIN_BYTES: u64 = 8;
 /// Rows of one page of the binned cache.
 pub const MIN_PAGE_ROWS: u64 = PAGE_ROWS as u64;
 

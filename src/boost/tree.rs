@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::hist::{GradPair, Histogram};
+use super::hist::{Histogram, Packed, Quantizer};
 use crate::binning::{json_float, Cuts};
 
 /// The regularisation that split finding and leaf weights use.
@@ -50,8 +50,9 @@ pub struct Split {
     pub default_left: bool,
     /// Loss reduction: `gain(L) + gain(R) − gain(parent)`.
     pub loss_change: f64,
-    pub left: GradPair,
-    pub right: GradPair,
+    /// The children's quantised sums.
+    pub left: Packed,
+    pub right: Packed,
 }
 
 /// The best split over `features` of a node with histogram `hist` and sums `total`, or
@@ -59,13 +60,15 @@ pub struct Split {
 /// and bin, so the choice is deterministic.
 pub fn best_split(
     hist: &Histogram,
-    total: GradPair,
+    total: Packed,
+    q: &Quantizer,
     cuts: &Cuts,
     offsets: &[usize],
     features: &[usize],
     p: &SplitParams,
 ) -> Option<Split> {
-    let parent = p.gain(total[0], total[1]);
+    let t = q.pair(total);
+    let parent = p.gain(t[0], t[1]);
     let mut best: Option<Split> = None;
     for &f in features {
         let fb = &cuts.features[f];
@@ -74,24 +77,24 @@ pub fn best_split(
             continue;
         }
         let slots = hist.feature(f, offsets);
-        let miss = if fb.has_missing { slots[n] } else { [0.0, 0.0] };
-        let (mut gl, mut hl) = (0.0, 0.0);
-        for (b, s) in slots.iter().enumerate().take(n - 1) {
-            gl += s[0];
-            hl += s[1];
-            let (gr, hr) = (total[0] - gl - miss[0], total[1] - hl - miss[1]);
+        let miss = if fb.has_missing { slots[n] } else { Packed::ZERO };
+        let mut left = Packed::ZERO;
+        for (b, &s) in slots.iter().enumerate().take(n - 1) {
+            left = left.plus(s);
+            let right = total.minus(left).minus(miss);
             // Missing values right, then left; without missing values both are one split.
             let options: &[bool] = if fb.has_missing { &[false, true] } else { &[false] };
             for &miss_left in options {
                 let (l, r) = if miss_left {
-                    ([gl + miss[0], hl + miss[1]], [gr, hr])
+                    (left.plus(miss), right)
                 } else {
-                    ([gl, hl], [gr + miss[0], hr + miss[1]])
+                    (left, right.plus(miss))
                 };
-                if l[1] < p.min_child_weight || r[1] < p.min_child_weight {
+                let (lp, rp) = (q.pair(l), q.pair(r));
+                if lp[1] < p.min_child_weight || rp[1] < p.min_child_weight {
                     continue;
                 }
-                let change = p.gain(l[0], l[1]) + p.gain(r[0], r[1]) - parent;
+                let change = p.gain(lp[0], lp[1]) + p.gain(rp[0], rp[1]) - parent;
                 if best.is_none_or(|bs| change > bs.loss_change) {
                     best = Some(Split {
                         feature: f,
@@ -164,10 +167,18 @@ impl Tree {
         self.left[n] < 0
     }
 
-    /// Splits leaf `n`; returns the new (left, right) node ids.
-    pub fn split(&mut self, n: usize, s: &Split, threshold: f32, weights: (f32, f32)) -> (usize, usize) {
+    /// Splits leaf `n`, whose children have weights `weights` and hessian sums `hess`;
+    /// returns the new (left, right) node ids.
+    pub fn split(
+        &mut self,
+        n: usize,
+        s: &Split,
+        threshold: f32,
+        weights: (f32, f32),
+        hess: (f64, f64),
+    ) -> (usize, usize) {
         let l = self.len();
-        for (w, h) in [(weights.0, s.left[1]), (weights.1, s.right[1])] {
+        for (w, h) in [(weights.0, hess.0), (weights.1, hess.1)] {
             self.left.push(-1);
             self.right.push(-1);
             self.parent.push(n as i32);
@@ -325,15 +336,20 @@ mod tests {
         }
     }
 
+    /// Steps of 0.5 for gradients and hessians: the hand-worked values below are exact.
+    const HALVES: Quantizer = Quantizer {
+        g_step: 0.5,
+        h_step: 0.5,
+    };
+
     /// Rows as (bin, g, h); the histogram and total built by hand.
-    fn hist_of(rows: &[(u8, f64, f64)]) -> (Histogram, GradPair) {
+    fn hist_of(rows: &[(u8, f64, f64)]) -> (Histogram, Packed) {
         let mut h = Histogram::zeros(5);
-        let mut t = [0.0, 0.0];
+        let mut t = Packed::ZERO;
         for &(b, g, hh) in rows {
-            h.bins[b as usize][0] += g;
-            h.bins[b as usize][1] += hh;
-            t[0] += g;
-            t[1] += hh;
+            let w = Packed::new((g / 0.5) as i32, (hh / 0.5) as u32);
+            h.bins[b as usize] = h.bins[b as usize].plus(w);
+            t = t.plus(w);
         }
         (h, t)
     }
@@ -349,15 +365,15 @@ mod tests {
             (1, -0.5, 0.5),
         ];
         let (h, t) = hist_of(&rows);
-        let s = best_split(&h, t, &cuts(false), &[0, 4], &[0], &params()).unwrap();
+        let s = best_split(&h, t, &HALVES, &cuts(false), &[0, 4], &[0], &params()).unwrap();
         // By hand, G²/(H + 1) per side minus the parent's 0.25/5.5:
         //   bins 0 | 1..3: 4/2 + 2.25/4.5 = 2.5
         //   bins 0..1 | 2..3: 16/3.5 + 12.25/3 = 8.6548
         //   bins 0..2 | 3: 9/4.5 + 6.25/2 = 5.125
         assert_eq!(s.bin, 1);
         assert!((s.loss_change - (16.0 / 3.5 + 12.25 / 3.0 - 0.25 / 5.5)).abs() < 1e-12);
-        assert_eq!(s.left, [-4.0, 2.5]);
-        assert_eq!(s.right, [3.5, 2.0]);
+        assert_eq!(HALVES.pair(s.left), [-4.0, 2.5]);
+        assert_eq!(HALVES.pair(s.right), [3.5, 2.0]);
     }
 
     #[test]
@@ -371,11 +387,11 @@ mod tests {
             (4, 2.0, 1.0),
         ];
         let (h, t) = hist_of(&rows);
-        let s = best_split(&h, t, &cuts(true), &[0, 5], &[0], &params()).unwrap();
+        let s = best_split(&h, t, &HALVES, &cuts(true), &[0, 5], &[0], &params()).unwrap();
         assert!(!s.default_left);
-        assert_eq!(s.right, [6.0, 3.0]);
+        assert_eq!(HALVES.pair(s.right), [6.0, 3.0]);
         let mut tree = Tree::root(0.0, 5.0);
-        tree.split(0, &s, 1.0, (-1.0, 1.0));
+        tree.split(0, &s, 1.0, (-1.0, 1.0), (2.0, 3.0));
         assert_eq!(tree.leaf(&[f32::NAN]), 2);
         assert_eq!(tree.leaf(&[0.5]), 1);
         assert_eq!(tree.route_bin(0, 4, Some(4)), 2);
@@ -385,8 +401,8 @@ mod tests {
     fn gamma_blocks_weak_splits() {
         let (h, t) = hist_of(&[(0, -1.0, 1.0), (3, 1.0, 1.0)]);
         let mut p = params();
-        let s = best_split(&h, t, &cuts(false), &[0, 4], &[0], &p).unwrap();
+        let s = best_split(&h, t, &HALVES, &cuts(false), &[0, 4], &[0], &p).unwrap();
         p.gamma = s.loss_change + 1e-9;
-        assert!(best_split(&h, t, &cuts(false), &[0, 4], &[0], &p).is_none());
+        assert!(best_split(&h, t, &HALVES, &cuts(false), &[0, 4], &[0], &p).is_none());
     }
 }
