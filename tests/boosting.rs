@@ -566,7 +566,10 @@ fn thread_count_does_not_change_the_model() {
     let dir = tempfile::tempdir().unwrap();
     let data = synth(dir.path(), "d", 24, 8);
     let with = |threads: usize, name: &str| {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
         pool.install(|| train(&data, &dir.path().join(name), &[]).unwrap())
     };
     same_trees(&with(1, "one"), &with(3, "three"));
@@ -623,6 +626,9 @@ fn leaf_values_are_refit_from_the_true_gradients() {
     for n in leaves {
         let want = -sums[n][0] / (sums[n][1] + 2.0) * 0.5;
         let got = tree.value[n] as f64;
-        assert!((got - want).abs() <= 1e-5 * want.abs().max(1e-3), "leaf {n}: {got} vs {want}");
+        assert!(
+            (got - want).abs() <= 1e-5 * want.abs().max(1e-3),
+            "leaf {n}: {got} vs {want}"
+        );
     }
 }

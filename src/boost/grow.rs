@@ -9,7 +9,7 @@
 
 use rayon::prelude::*;
 
-use super::hist::{Columns, GradPair, Histogram, Packed, PageFeatures, QPair, Quantizer};
+use super::hist::{add_groups, Columns, GradPair, Histogram, Packed, PageFeatures, QPair, Quantizer};
 use super::tree::{best_split, Split, SplitParams, Tree};
 use super::TrainParams;
 use crate::binning::cache::{PageCache, PAGE_ROWS};
@@ -33,8 +33,7 @@ pub(crate) struct Gradients<'a> {
 
 /// The quantised sum over rows with a non-zero hessian.
 fn total(gr: &Gradients<'_>) -> Packed {
-    gr.q
-        .par_chunks(PAGE_ROWS)
+    gr.q.par_chunks(PAGE_ROWS)
         .zip(gr.hess.par_chunks(PAGE_ROWS))
         .map(|(q, h)| {
             q.iter()
@@ -219,6 +218,7 @@ fn level_pass(
                     gh,
                     starts,
                     ends,
+                    groups,
                 } = b;
                 starts.fill(0);
                 for (i, nd) in nodes.iter_mut().enumerate() {
@@ -262,10 +262,18 @@ fn level_pass(
                     let r = r0 + *i as usize;
                     *w = gr.q[r].packed();
                 }
-                for (k, h) in hs.iter_mut().enumerate() {
-                    let (a, z) = (starts[k] as usize, ends[k] as usize);
-                    h.add_rows(&page, pf, cols, &sorted[a..z], &gh[a..z]);
+                for (g, (&a, &z)) in groups.iter_mut().zip(starts.iter().zip(ends.iter())) {
+                    *g = (a as usize, z as usize);
                 }
+                add_groups(
+                    hs,
+                    &page,
+                    pf,
+                    cols,
+                    &groups[..n_build],
+                    &sorted[..built],
+                    &gh[..built],
+                );
             });
         if !cache.is_resident() {
             cache.release(p);
@@ -291,6 +299,8 @@ pub(crate) struct Buckets {
     gh: Vec<Packed>,
     starts: Vec<u32>,
     ends: Vec<u32>,
+    /// Each slot's `(start, end)` in `sorted`.
+    groups: Vec<(usize, usize)>,
 }
 
 impl Buckets {
@@ -301,11 +311,14 @@ impl Buckets {
             gh: vec![Packed::ZERO; rows],
             starts: vec![0; n_build + 1],
             ends: vec![0; n_build + 1],
+            groups: vec![(0, 0); n_build + 1],
         }
     }
 
     /// Heap bytes of one thread's scratch.
     pub(crate) fn bytes(rows: usize, n_build: usize) -> u64 {
-        (4 * (2 * rows + 2 * (n_build + 1)) + std::mem::size_of::<Packed>() * rows) as u64
+        (4 * (2 * rows + 2 * (n_build + 1))
+            + std::mem::size_of::<Packed>() * rows
+            + std::mem::size_of::<(usize, usize)>() * (n_build + 1)) as u64
     }
 }

@@ -102,7 +102,9 @@ impl Quantizer {
     pub fn quantize(&self, g: f32, h: f32, u: [f64; 2], levels: u32) -> QPair {
         let half = (levels / 2) as f64;
         let qg = ((g as f64 / self.g_step) + u[0]).floor().clamp(-half, half);
-        let qh = ((h as f64 / self.h_step) + u[1]).floor().clamp(0.0, levels as f64);
+        let qh = ((h as f64 / self.h_step) + u[1])
+            .floor()
+            .clamp(0.0, levels as f64);
         QPair {
             g: qg as i16,
             h: qh as u16,
@@ -121,13 +123,6 @@ impl Quantizer {
 pub struct Histogram {
     pub bins: Vec<Packed>,
 }
-
-/// Below this many rows a slot, a feature's histogram is filled directly; above, through
-/// four interleaved copies, so that rows falling in one bin one after another do not wait
-/// on each other's store (most columns here have a few dominant bins).
-const INTERLEAVE_ROWS_PER_SLOT: usize = 8;
-/// The widest feature the interleaved copies serve (a missing slot beside 256 bins).
-const MAX_SLOTS: usize = 257;
 
 impl Histogram {
     /// Heap bytes of one node's histogram of `slots` slots.
@@ -166,65 +161,25 @@ impl Histogram {
         }
     }
 
-    /// Adds page rows `rows` (ascending) with weights `gh` (one per row, in the same order).
-    /// Dense features go column by column, so one feature's slots and one short column are
-    /// all a loop touches; sparse features get only their stored (non-zero) values here, and
-    /// [`Self::fill_sparse_zeros`] adds the zeros afterwards.
-    /// Only the columns in `cols` are built; the others' slots are left as they are.
-    pub fn add_rows(&mut self, page: &Page<'_>, pf: &PageFeatures, cols: &Columns, rows: &[u32], gh: &[Packed]) {
-        debug_assert_eq!(rows.len(), gh.len());
-        let mut copies = [[Packed::ZERO; MAX_SLOTS]; 3];
-        for &d in &cols.dense {
-            let off = pf.dense_offsets[d];
-            let col = page.dense_column(d);
-            let n = pf.dense_ends[d] - off;
-            let slots = &mut self.bins[off..off + n];
-            if n > MAX_SLOTS || rows.len() < INTERLEAVE_ROWS_PER_SLOT * n {
-                for (&r, &w) in rows.iter().zip(gh) {
-                    let s = &mut slots[col[r as usize] as usize];
-                    *s = s.plus(w);
-                }
-                continue;
-            }
-            let [c1, c2, c3] = &mut copies;
-            let (c1, c2, c3) = (&mut c1[..n], &mut c2[..n], &mut c3[..n]);
-            let mut quads = rows.chunks_exact(4).zip(gh.chunks_exact(4));
-            for (r, w) in &mut quads {
-                let s = &mut slots[col[r[0] as usize] as usize];
-                *s = s.plus(w[0]);
-                let s = &mut c1[col[r[1] as usize] as usize];
-                *s = s.plus(w[1]);
-                let s = &mut c2[col[r[2] as usize] as usize];
-                *s = s.plus(w[2]);
-                let s = &mut c3[col[r[3] as usize] as usize];
-                *s = s.plus(w[3]);
-            }
-            let tail = rows.len() - rows.len() % 4;
-            for (&r, &w) in rows[tail..].iter().zip(&gh[tail..]) {
-                let s = &mut slots[col[r as usize] as usize];
-                *s = s.plus(w);
-            }
-            for (i, s) in slots.iter_mut().enumerate() {
-                *s = s.plus(c1[i]).plus(c2[i]).plus(c3[i]);
-                c1[i] = Packed::ZERO;
-                c2[i] = Packed::ZERO;
-                c3[i] = Packed::ZERO;
-            }
-        }
-        if cols.sparse.iter().any(|&b| b) {
-            let ip = page.sparse.indptr();
-            let ip = ip.raw_storage();
-            let (indices, data) = (page.sparse.indices(), page.sparse.data());
-            for (&r, &w) in rows.iter().zip(gh) {
-                let (lo, hi) = (ip[r as usize] as usize, ip[r as usize + 1] as usize);
-                for (&s_i, &code) in indices[lo..hi].iter().zip(&data[lo..hi]) {
-                    if cols.sparse[s_i as usize] {
-                        let s = &mut self.bins[pf.sparse_offsets[s_i as usize] + code as usize];
-                        *s = s.plus(w);
-                    }
-                }
-            }
-        }
+    /// Adds page rows `rows` (ascending) with weights `gh` (one per row, in the same order):
+    /// [`add_groups`] for one node.
+    pub fn add_rows(
+        &mut self,
+        page: &Page<'_>,
+        pf: &PageFeatures,
+        cols: &Columns,
+        rows: &[u32],
+        gh: &[Packed],
+    ) {
+        add_groups(
+            std::slice::from_mut(self),
+            page,
+            pf,
+            cols,
+            &[(0, rows.len())],
+            rows,
+            gh,
+        );
     }
 
     /// Puts into each sparse feature's zero bin what the node's total leaves after its
@@ -240,6 +195,51 @@ impl Histogram {
                 }
             }
             slots[z] = rest;
+        }
+    }
+}
+
+/// Adds to each histogram `hists[k]` the page rows `rows[a..z]` with weights `gh[a..z]`,
+/// where `(a, z) = groups[k]`. Dense features go column by column, and within a column node
+/// by node: the column's slice of the page stays in cache while every node reads it, and
+/// the loop touches one feature's slots of one node at a time. Sparse features get only
+/// their stored (non-zero) values here; [`Histogram::fill_sparse_zeros`] adds the zeros
+/// afterwards. Only the columns in `cols` are built; the others' slots are left as they are.
+pub fn add_groups(
+    hists: &mut [Histogram],
+    page: &Page<'_>,
+    pf: &PageFeatures,
+    cols: &Columns,
+    groups: &[(usize, usize)],
+    rows: &[u32],
+    gh: &[Packed],
+) {
+    debug_assert_eq!(rows.len(), gh.len());
+    for &d in &cols.dense {
+        let (off, end) = (pf.dense_offsets[d], pf.dense_ends[d]);
+        let col = page.dense_column(d);
+        for (h, &(a, z)) in hists.iter_mut().zip(groups) {
+            let slots = &mut h.bins[off..end];
+            for (&r, &w) in rows[a..z].iter().zip(&gh[a..z]) {
+                let s = &mut slots[col[r as usize] as usize];
+                *s = s.plus(w);
+            }
+        }
+    }
+    if cols.sparse.iter().any(|&b| b) {
+        let ip = page.sparse.indptr();
+        let ip = ip.raw_storage();
+        let (indices, data) = (page.sparse.indices(), page.sparse.data());
+        for (h, &(a, z)) in hists.iter_mut().zip(groups) {
+            for (&r, &w) in rows[a..z].iter().zip(&gh[a..z]) {
+                let (lo, hi) = (ip[r as usize] as usize, ip[r as usize + 1] as usize);
+                for (&s_i, &code) in indices[lo..hi].iter().zip(&data[lo..hi]) {
+                    if cols.sparse[s_i as usize] {
+                        let s = &mut h.bins[pf.sparse_offsets[s_i as usize] + code as usize];
+                        *s = s.plus(w);
+                    }
+                }
+            }
         }
     }
 }
@@ -323,7 +323,12 @@ mod tests {
     #[test]
     fn packed_sums_unpack_to_their_parts() {
         // Sums of either sign, up to the bounds Quantizer keeps.
-        let parts = [(-7, 3u32), (5, 0), (-(1 << 20), 1 << 20), (1 << 30, (1 << 31) + 5)];
+        let parts = [
+            (-7, 3u32),
+            (5, 0),
+            (-(1 << 20), 1 << 20),
+            (1 << 30, (1 << 31) + 5),
+        ];
         let (mut p, mut g, mut h) = (Packed::ZERO, 0i64, 0u64);
         for &(gi, hi) in &parts {
             p = p.plus(Packed::new(gi, hi));
@@ -356,8 +361,14 @@ mod tests {
         assert_eq!(Quantizer::levels(1000), Quantizer::MAX_LEVELS);
         for rows in [262_145usize, 2_500_000, 25_000_000, 1 << 30] {
             let l = Quantizer::levels(rows) as u64;
-            assert!(rows as u64 * l <= u32::MAX as u64, "{rows} rows: hessians fit 32 bits");
-            assert!(rows as u64 * (l / 2) < 1 << 31, "{rows} rows: gradients fit 31 bits");
+            assert!(
+                rows as u64 * l <= u32::MAX as u64,
+                "{rows} rows: hessians fit 32 bits"
+            );
+            assert!(
+                rows as u64 * (l / 2) < 1 << 31,
+                "{rows} rows: gradients fit 31 bits"
+            );
         }
     }
 }

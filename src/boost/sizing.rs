@@ -216,7 +216,10 @@ mod tests {
         let s = shape();
         assert_eq!(
             s.min_budget(),
-            2_500_000 * 38 + 124 * 256 * 16 * (5 * 16) + 16384 * 124
+            // State, histograms (8-byte slots, (3 + 2 threads) << 4 nodes), one page, and
+            // per thread the level pass's row buckets for 8,192 rows and 32 slots: two u32
+            // and one packed i64 a row, two u32 and one (usize, usize) a slot.
+            2_500_000 * 42 + 124 * 256 * 8 * (5 * 16) + 16384 * 124 + 2 * (8192 * 16 + 33 * 24)
         );
         assert!(!s.at_budget(s.min_budget() - 1).fits);
         assert!(s.at_budget(s.min_budget()).fits);
