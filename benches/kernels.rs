@@ -7,7 +7,7 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use spliceboost::binning::cache::{self, PageCache, PAGE_ROWS};
 use spliceboost::binning::{sketch_dataset, FeatureBins, QuantileSketch};
-use spliceboost::boost::hist::{page_features, Histogram};
+use spliceboost::boost::hist::{page_features, Histogram, Packed};
 use spliceboost::io::Dataset;
 use spliceboost::memory::{MemoryConsumer, MemoryPool};
 use spliceboost::run::config::DatasetConfig;
@@ -45,11 +45,12 @@ fn histogram(c: &mut Criterion) {
     let mut g = c.benchmark_group("histogram");
     g.throughput(Throughput::Elements((page.rows * nf) as u64));
     let rows: Vec<u32> = (0..page.rows as u32).collect();
-    let gh = vec![[0.25, 0.5]; page.rows];
+    let gh = vec![Packed::new(-3, 5); page.rows];
+    let cols = pf.all_columns();
     g.bench_function("add_rows/one page, all features", |b| {
         b.iter(|| {
             h.clear();
-            h.add_rows(&page, &pf, &rows, &gh);
+            h.add_rows(&page, &pf, &cols, &rows, &gh);
             black_box(&h);
         })
     });

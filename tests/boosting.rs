@@ -347,8 +347,25 @@ fn training_margins_equal_predict_on_raw_features() {
     let pool = std::sync::Arc::new(MemoryPool::new(1 << 30));
     let mut res = MemoryConsumer::new("train").register(&pool);
     let fitted = spliceboost::boost::fit(&pc, &labels, &roles, &params, 5, &mut res, |_| {}).unwrap();
+    let rows = for_each_raw_row(&ds, &pool, |row, x| {
+        assert_eq!(
+            fitted.model.predict_margin(x),
+            fitted.margin[row],
+            "row {row} ({:?})",
+            roles[row]
+        );
+    });
+    assert_eq!(rows, labels.len());
+}
+
+/// Calls `f` with each dataset row's raw feature values, in cache order; returns the rows.
+fn for_each_raw_row(
+    ds: &Dataset,
+    pool: &std::sync::Arc<MemoryPool>,
+    mut f: impl FnMut(usize, &[f32]),
+) -> usize {
     let names = ds.feature_names();
-    let res = MemoryConsumer::new("scan").register(&pool);
+    let res = MemoryConsumer::new("scan").register(pool);
     let (mut row, mut col) = (0usize, Vec::new());
     let mut x = vec![0f32; names.len()];
     for b in ds.scan().with_columns(&names).build(&res).unwrap() {
@@ -363,16 +380,11 @@ fn training_margins_equal_predict_on_raw_features() {
             for (j, c) in cols.iter().enumerate() {
                 x[j] = c[r];
             }
-            assert_eq!(
-                fitted.model.predict_margin(&x),
-                fitted.margin[row],
-                "row {row} ({:?})",
-                roles[row]
-            );
+            f(row, &x);
             row += 1;
         }
     }
-    assert_eq!(row, labels.len());
+    row
 }
 
 #[test]
@@ -598,29 +610,12 @@ fn leaf_values_are_refit_from_the_true_gradients() {
     let tree = &m.trees[0];
     let p = 1.0 / (1.0 + (-(m.base_margin as f64)).exp());
     let mut sums = vec![[0.0f64; 2]; tree.len()];
-    let names = ds.feature_names();
-    let res = MemoryConsumer::new("scan").register(&pool);
-    let (mut row, mut col) = (0usize, Vec::new());
-    let mut x = vec![0f32; names.len()];
-    for b in ds.scan().with_columns(&names).build(&res).unwrap() {
-        let b = b.unwrap();
-        let cols: Vec<Vec<f32>> = (0..names.len())
-            .map(|j| {
-                to_f32(b.batch.column(j).as_ref(), &mut col);
-                col.clone()
-            })
-            .collect();
-        for r in 0..b.batch.num_rows() {
-            for (j, c) in cols.iter().enumerate() {
-                x[j] = c[r];
-            }
-            let y = f64::from(u8::from(labels[row] == class));
-            let s = &mut sums[tree.leaf(&x)];
-            s[0] += p - y;
-            s[1] += p * (1.0 - p);
-            row += 1;
-        }
-    }
+    for_each_raw_row(&ds, &pool, |row, x| {
+        let y = f64::from(u8::from(labels[row] == class));
+        let s = &mut sums[tree.leaf(x)];
+        s[0] += p - y;
+        s[1] += p * (1.0 - p);
+    });
     let leaves: Vec<usize> = (0..tree.len()).filter(|&n| tree.is_leaf(n)).collect();
     assert!(leaves.len() > 2, "the tree split");
     for n in leaves {

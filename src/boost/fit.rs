@@ -28,7 +28,7 @@ fn draw(seed: u64, tree: usize, row: usize) -> f64 {
 /// Two stable per-(seed, tree, row) draws in `[0, 1)` for stochastic rounding, apart from
 /// the subsampling draw.
 fn draw2(seed: u64, tree: usize, row: usize) -> [f64; 2] {
-    let z = bits(seed ^ 0x5EED_0F_ABCD_1234, tree, row);
+    let z = bits(seed ^ 0x005E_ED0F_ABCD_1234, tree, row);
     let unit = 1.0 / (1u64 << 32) as f64;
     [(z >> 32) as f64 * unit, (z & 0xFFFF_FFFF) as f64 * unit]
 }
