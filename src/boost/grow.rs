@@ -31,16 +31,10 @@ pub(crate) struct Gradients<'a> {
     pub quant: Quantizer,
 }
 
-/// The quantised sum over rows with a non-zero hessian.
+/// The quantised sum over every row (a row with a zero hessian is quantised to zero).
 fn total(gr: &Gradients<'_>) -> Packed {
-    gr.q.par_chunks(PAGE_ROWS)
-        .zip(gr.hess.par_chunks(PAGE_ROWS))
-        .map(|(q, h)| {
-            q.iter()
-                .zip(h)
-                .filter(|(_, &h)| h != 0.0)
-                .fold(Packed::ZERO, |a, (q, _)| a.plus(q.packed()))
-        })
+    gr.q.par_iter()
+        .map(|q| q.packed())
         .reduce(|| Packed::ZERO, Packed::plus)
 }
 
@@ -216,11 +210,10 @@ fn level_pass(
                     slot_of,
                     sorted,
                     gh,
-                    starts,
-                    ends,
                     groups,
                 } = b;
-                starts.fill(0);
+                // Each slot's row count, in `groups[s].1` for now.
+                groups.fill((0, 0));
                 for (i, nd) in nodes.iter_mut().enumerate() {
                     let r = first + i;
                     let mut cur = *nd as usize;
@@ -234,36 +227,31 @@ fn level_pass(
                         _ => n_build as u32,
                     };
                     slot_of[i] = s;
-                    starts[s as usize] += 1;
+                    groups[s as usize].1 += 1;
                 }
                 if n_build == 0 {
                     return;
                 }
-                // Counts to bucket starts, then place each built row's index.
-                let mut acc = 0u32;
-                for c in starts[..n_build].iter_mut() {
-                    let k = *c;
-                    *c = acc;
+                // Counts to empty ranges at each slot's start; placing a row extends its range.
+                let mut acc = 0;
+                for g in groups[..n_build].iter_mut() {
+                    let k = g.1;
+                    *g = (acc, acc);
                     acc += k;
                 }
-                ends.copy_from_slice(starts);
                 for (i, &s) in slot_of[..nodes.len()].iter().enumerate() {
-                    let s = s as usize;
-                    if s < n_build {
-                        sorted[ends[s] as usize] = i as u32;
-                        ends[s] += 1;
+                    if let Some(g) = groups[..n_build].get_mut(s as usize) {
+                        sorted[g.1] = i as u32;
+                        g.1 += 1;
                     }
                 }
                 // Row indices to page rows, and their gradient pairs in the same order, so
                 // the histogram loops read both front to back.
-                let built = ends[n_build - 1] as usize;
+                let built = acc;
                 for (i, w) in sorted[..built].iter_mut().zip(gh.iter_mut()) {
                     *i += first as u32;
                     let r = r0 + *i as usize;
                     *w = gr.q[r].packed();
-                }
-                for (g, (&a, &z)) in groups.iter_mut().zip(starts.iter().zip(ends.iter())) {
-                    *g = (a as usize, z as usize);
                 }
                 add_groups(
                     hs,
@@ -297,9 +285,7 @@ pub(crate) struct Buckets {
     sorted: Vec<u32>,
     /// The quantised gradients of `sorted`'s rows.
     gh: Vec<Packed>,
-    starts: Vec<u32>,
-    ends: Vec<u32>,
-    /// Each slot's `(start, end)` in `sorted`.
+    /// Each slot's `(start, end)` in `sorted` (the last slot: rows that build nothing).
     groups: Vec<(usize, usize)>,
 }
 
@@ -309,15 +295,13 @@ impl Buckets {
             slot_of: vec![0; rows],
             sorted: vec![0; rows],
             gh: vec![Packed::ZERO; rows],
-            starts: vec![0; n_build + 1],
-            ends: vec![0; n_build + 1],
             groups: vec![(0, 0); n_build + 1],
         }
     }
 
     /// Heap bytes of one thread's scratch.
     pub(crate) fn bytes(rows: usize, n_build: usize) -> u64 {
-        (4 * (2 * rows + 2 * (n_build + 1))
+        (4 * 2 * rows
             + std::mem::size_of::<Packed>() * rows
             + std::mem::size_of::<(usize, usize)>() * (n_build + 1)) as u64
     }

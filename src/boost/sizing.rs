@@ -218,8 +218,8 @@ mod tests {
             s.min_budget(),
             // State, histograms (8-byte slots, (3 + 2 threads) << 4 nodes), one page, and
             // per thread the level pass's row buckets for 8,192 rows and 32 slots: two u32
-            // and one packed i64 a row, two u32 and one (usize, usize) a slot.
-            2_500_000 * 42 + 124 * 256 * 8 * (5 * 16) + 16384 * 124 + 2 * (8192 * 16 + 33 * 24)
+            // and one packed i64 a row, one (usize, usize) a slot.
+            2_500_000 * 42 + 124 * 256 * 8 * (5 * 16) + 16384 * 124 + 2 * (8192 * 16 + 33 * 16)
         );
         assert!(!s.at_budget(s.min_budget() - 1).fits);
         assert!(s.at_budget(s.min_budget()).fits);
