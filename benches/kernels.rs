@@ -40,7 +40,8 @@ fn histogram(c: &mut Criterion) {
     let pf = page_features(&pc.layout, &pc.manifest.cuts);
     let nf = pc.manifest.cuts.features.len();
     let slots = *pf.offsets.last().unwrap();
-    let page = pc.page(0).unwrap();
+    let mut buf = spliceboost::binning::cache::PageBuf::default();
+    let page = pc.page(0, &mut buf).unwrap();
     let mut h = Histogram::zeros(slots);
     let mut g = c.benchmark_group("histogram");
     g.throughput(Throughput::Elements((page.rows * nf) as u64));

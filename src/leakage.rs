@@ -27,7 +27,7 @@ use rayon::prelude::*;
 use serde::ser::SerializeStruct;
 use serde::Serialize;
 
-use crate::binning::cache::{self, PageCache};
+use crate::binning::cache::{self, PageBuf, PageCache};
 use crate::binning::{sketch_dataset, Cuts, DEFAULT_SKETCH_SIZE};
 use crate::error::InputError;
 use crate::io::{write_table, Dataset, CLASS_NAMES};
@@ -350,16 +350,17 @@ pub fn count_bytes(cuts: &Cuts) -> u64 {
 /// The single-feature ROC-AUC of every feature (in the cache's feature order) for each
 /// class one-vs-rest, from one pass over the cache's pages.
 ///
-/// Reserves, before it reads anything, one byte per row (the labels) and [`count_bytes`]
-/// per worker; it uses as many workers as the budget holds sets of counts (at least one).
-/// Pages are handed back to the kernel once counted, so the pass keeps no more than a page
-/// per worker resident. See the room's doc for when the AUC is exact.
+/// Reserves, before it reads anything, one byte per row (the labels) and, per worker,
+/// [`count_bytes`] and a buffer for the largest page; it uses as many workers as the budget
+/// holds (at least one). Each page is read once into its worker's buffer, so the pass keeps
+/// no more than a page per worker in memory. See the room's doc for when the AUC is exact.
 pub fn single_feature_auc(pages: &PageCache, res: &mut MemoryReservation) -> anyhow::Result<Vec<[f64; 3]>> {
     let m = &pages.manifest;
     let feats = &m.cuts.features;
     let off = m.cuts.slot_offsets();
     let slots = off.last().copied().unwrap_or(0);
-    let per_worker = count_bytes(&m.cuts);
+    let per_worker = count_bytes(&m.cuts) + m.max_page_len();
+    pages.set_resident(false);
     // Labels, the offset tables, the result, and 64 KiB for the workers' bookkeeping (their
     // results, the thread pool's jobs, the label file's read buffer rounding).
     let fixed = m.rows + 8 * (off.len() + 3 * feats.len()) as u64 + 24 * feats.len() as u64 + (64 << 10);
@@ -392,8 +393,9 @@ pub fn single_feature_auc(pages: &PageCache, res: &mut MemoryReservation) -> any
         .into_par_iter()
         .map(|w| {
             let mut counts = vec![[0u64; 3]; slots];
+            let mut buf = PageBuf::default();
             for i in w * chunk..((w + 1) * chunk).min(n_pages) {
-                let page = pages.page(i)?;
+                let page = pages.page(i, &mut buf)?;
                 let first = page.first_row as usize;
                 let y = labels
                     .get(first..first + page.rows)
@@ -418,7 +420,6 @@ pub fn single_feature_auc(pages: &PageCache, res: &mut MemoryReservation) -> any
                         counts[start + code as usize][c as usize] += 1;
                     }
                 }
-                pages.release(i);
             }
             Ok(counts)
         })

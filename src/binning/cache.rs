@@ -81,6 +81,11 @@ impl CacheManifest {
         page_bytes(p.rows as usize, self.dense.len(), p.nnz as usize)
     }
 
+    /// Bytes of the largest page: what a [`PageBuf`] holds at most.
+    pub fn max_page_len(&self) -> u64 {
+        (0..self.pages.len()).map(|i| self.page_len(i)).max().unwrap_or(0)
+    }
+
     /// Bytes of `bins.bin`.
     pub fn bins_bytes(&self) -> u64 {
         self.pages.last().map_or(0, |p| {
@@ -499,7 +504,39 @@ fn u32s(b: &[u8]) -> &[u32] {
     mid
 }
 
-/// One page, borrowed from the map.
+/// A reusable buffer for one page, for passes over a cache that is not resident; it grows to
+/// the largest page read ([`CacheManifest::max_page_len`] bytes), which is what a caller
+/// prices for it.
+#[derive(Default)]
+pub struct PageBuf {
+    /// Words, so that the blocks are 8-aligned as in the map.
+    words: Vec<u64>,
+    /// The page it holds.
+    page: Option<usize>,
+}
+
+impl PageBuf {
+    fn bytes(&self, len: usize) -> &[u8] {
+        assert!(len <= 8 * self.words.len());
+        // SAFETY: `len` bytes lie within the vector, and any u64 is valid as bytes.
+        unsafe { std::slice::from_raw_parts(self.words.as_ptr().cast::<u8>(), len) }
+    }
+
+    /// Reads `len` bytes at `offset` of `file`.
+    fn read(&mut self, file: &std::fs::File, offset: u64, len: usize) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.page = None;
+        let words = len.div_ceil(8);
+        if self.words.len() < words {
+            self.words.resize(words, 0);
+        }
+        // SAFETY: as in `bytes`; any byte pattern written is a valid u64.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(self.words.as_mut_ptr().cast::<u8>(), len) };
+        file.read_exact_at(bytes, offset)
+    }
+}
+
+/// One page, borrowed from the map or a [`PageBuf`].
 pub struct Page<'a> {
     pub first_row: u64,
     pub rows: usize,
@@ -555,6 +592,8 @@ pub struct PageCache {
     pub manifest: CacheManifest,
     pub layout: Layout,
     map: Mmap,
+    /// The same file, for reading pages into a caller's buffer when not resident.
+    file: std::fs::File,
     resident: std::sync::atomic::AtomicBool,
     /// Pages whose CSR block has passed sprs's structure check: each is checked on its
     /// first view only, since the map never changes under us.
@@ -594,18 +633,51 @@ impl PageCache {
                 .collect(),
             manifest,
             map,
+            file,
             resident: std::sync::atomic::AtomicBool::new(true),
         })
     }
 
-    /// Page `i`.
-    pub fn page(&self, i: usize) -> anyhow::Result<Page<'_>> {
+    /// Page `i`: borrowed from the map when the cache is resident, else read into `buf`
+    /// (which keeps its allocation from page to page, so a pass over a cache that does not
+    /// fit its budget costs one copy a page and no page faults).
+    pub fn page<'a>(&'a self, i: usize, buf: &'a mut PageBuf) -> anyhow::Result<Page<'a>> {
+        self.read_into(i, buf)?;
+        self.view(i, buf)
+    }
+
+    /// Reads page `i` into `buf` unless the cache is resident; a pass calls it for the next
+    /// page while it works on the current one, which [`Self::view`] then borrows.
+    pub fn read_into(&self, i: usize, buf: &mut PageBuf) -> anyhow::Result<()> {
+        if self.is_resident() {
+            return Ok(());
+        }
+        let info = self.manifest.pages[i];
+        let len = page_bytes(info.rows as usize, self.layout.n_dense, info.nnz as usize) as usize;
+        buf.read(&self.file, info.offset, len).map_err(|e| {
+            InputError::new(format!("cannot read page {i} of the binned cache ({e})"))
+                .file(self.dir.join("bins.bin"))
+                .hint(HINT)
+        })?;
+        buf.page = Some(i);
+        Ok(())
+    }
+
+    /// Page `i`, from the map when the cache is resident, else from `buf`, which
+    /// [`Self::read_into`] must have filled with it.
+    pub fn view<'a>(&'a self, i: usize, buf: &'a PageBuf) -> anyhow::Result<Page<'a>> {
         let info = self.manifest.pages[i];
         let rows = info.rows as usize;
         let nnz = info.nnz as usize;
         let start = info.offset as usize;
         let dense_len = rows * self.layout.n_dense;
-        let bytes = &self.map[start..start + page_bytes(rows, self.layout.n_dense, nnz) as usize];
+        let len = page_bytes(rows, self.layout.n_dense, nnz) as usize;
+        let bytes: &[u8] = if self.is_resident() {
+            &self.map[start..start + len]
+        } else {
+            assert_eq!(buf.page, Some(i), "page {i} viewed before it was read");
+            buf.bytes(len)
+        };
         let csr = &bytes[align(dense_len, 4)..];
         let indptr = &u32s(&csr[..4 * (rows + 1)])[..rows + 1];
         let indices = &u32s(&csr[4 * (rows + 1)..4 * (rows + 1) + 4 * nnz])[..nnz];
@@ -613,7 +685,9 @@ impl PageCache {
         let shape = (rows, self.manifest.sparse.len());
         let ok = std::sync::atomic::Ordering::Acquire;
         let sparse = if self.checked[i].load(ok) {
-            // SAFETY: this very block of the read-only map passed `try_new` before.
+            // SAFETY: this page passed `try_new` before, and the file is written once under a
+            // temporary name and never modified in place, so a map or a read of it gives the
+            // same bytes again.
             unsafe { CsMatViewI::new_unchecked(sprs::CompressedStorage::CSR, shape, indptr, indices, data) }
         } else {
             let view = CsMatViewI::try_new(shape, indptr, indices, data).map_err(|(_, _, _, e)| {
@@ -640,17 +714,6 @@ impl PageCache {
 
     pub fn is_resident(&self) -> bool {
         self.resident.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// Hands page `i` back to the kernel (when the cache does not fit the budget).
-    pub fn release(&self, i: usize) {
-        let info = self.manifest.pages[i];
-        let len = page_bytes(info.rows as usize, self.layout.n_dense, info.nnz as usize) as usize;
-        // SAFETY: a read-only shared file map; dropped pages are read again from the file.
-        let _ = unsafe {
-            self.map
-                .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, info.offset as usize, len)
-        };
     }
 
     /// Reads `name`, which must have `len` bytes and match checksum `want`.

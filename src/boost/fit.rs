@@ -83,24 +83,21 @@ pub fn fit(
     let pf = page_features(&cache.layout, cuts);
     let slots = *pf.offsets.last().expect("offsets end with the total");
     let (state_bytes, hist_bytes) = train_bytes(n as u64, slots, params, threads);
-    let page_bytes = cache
-        .manifest
-        .bins_bytes()
-        .div_ceil(cache.manifest.pages.len().max(1) as u64);
-    let need = state_bytes + hist_bytes + page_bytes;
+    let page_bytes = cache.manifest.max_page_len();
+    let need = state_bytes + hist_bytes + 2 * page_bytes;
     res.require(
         need,
         format!(
-            "per-row state for {n} rows, histograms for {nf} features at depth {}, one page",
+            "per-row state for {n} rows, histograms for {nf} features at depth {}, two pages",
             params.max_depth
         ),
     )?;
     res.try_grow(state_bytes + hist_bytes)?;
-    // The whole cache stays mapped when it fits beside the state; otherwise each page is
-    // handed back after use and only one is resident at a time.
+    // The whole cache stays mapped when it fits beside the state; otherwise each pass reads
+    // page after page into two buffers (one read while the other is worked on).
     let resident = res.try_grow(cache.manifest.bins_bytes()).is_ok();
     if !resident {
-        res.try_grow(page_bytes)?;
+        res.try_grow(2 * page_bytes)?;
     }
     cache.set_resident(resident);
 

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use super::hist::{add_groups, Columns, GradPair, Histogram, Packed, PageFeatures, QPair, Quantizer};
 use super::tree::{best_split, Split, SplitParams, Tree};
 use super::TrainParams;
-use crate::binning::cache::{PageCache, PAGE_ROWS};
+use crate::binning::cache::{PageBuf, PageCache, PAGE_ROWS};
 
 /// What one level pass does at a node.
 #[derive(Clone, Copy)]
@@ -194,78 +194,94 @@ fn level_pass(
     let mut scratch: Vec<Buckets> = (0..threads)
         .map(|_| Buckets::new(PAGE_ROWS.div_ceil(threads), n_build))
         .collect();
-    for p in 0..cache.manifest.pages.len() {
-        let page = cache.page(p)?;
+    // Two buffers when the cache is not resident: the next page is read while this one is
+    // worked on.
+    let mut bufs = [PageBuf::default(), PageBuf::default()];
+    let n_pages = cache.manifest.pages.len();
+    if n_pages > 0 {
+        cache.read_into(0, &mut bufs[0])?;
+    }
+    for p in 0..n_pages {
+        let [b0, b1] = &mut bufs;
+        let (cur, next) = if p % 2 == 0 { (&*b0, b1) } else { (&*b1, b0) };
+        let page = cache.view(p, cur)?;
         let r0 = page.first_row as usize;
         let rows = page.rows;
         let chunk = rows.div_ceil(threads);
-        node[r0..r0 + rows]
-            .par_chunks_mut(chunk)
-            .zip(per_thread.par_iter_mut())
-            .zip(scratch.par_iter_mut())
-            .enumerate()
-            .for_each(|(t, ((nodes, hs), b))| {
-                let first = t * chunk;
-                let Buckets {
-                    slot_of,
-                    sorted,
-                    gh,
-                    groups,
-                } = b;
-                // Each slot's row count, in `groups[s].1` for now.
-                groups.fill((0, 0));
-                for (i, nd) in nodes.iter_mut().enumerate() {
-                    let r = first + i;
-                    let mut cur = *nd as usize;
-                    if let Some(rt) = routes.get(cur).copied().flatten() {
-                        let code = page.code(r, layout, rt.feature);
-                        cur = tree.route_bin(cur, code, rt.missing);
-                        *nd = cur as u32;
+        let work = || {
+            node[r0..r0 + rows]
+                .par_chunks_mut(chunk)
+                .zip(per_thread.par_iter_mut())
+                .zip(scratch.par_iter_mut())
+                .enumerate()
+                .for_each(|(t, ((nodes, hs), b))| {
+                    let first = t * chunk;
+                    let Buckets {
+                        slot_of,
+                        sorted,
+                        gh,
+                        groups,
+                    } = b;
+                    // Each slot's row count, in `groups[s].1` for now.
+                    groups.fill((0, 0));
+                    for (i, nd) in nodes.iter_mut().enumerate() {
+                        let r = first + i;
+                        let mut cur = *nd as usize;
+                        if let Some(rt) = routes.get(cur).copied().flatten() {
+                            let code = page.code(r, layout, rt.feature);
+                            cur = tree.route_bin(cur, code, rt.missing);
+                            *nd = cur as u32;
+                        }
+                        let s = match slots.get(cur) {
+                            Some(&s) if s >= 0 && gr.hess[r0 + r] != 0.0 => s as u32,
+                            _ => n_build as u32,
+                        };
+                        slot_of[i] = s;
+                        groups[s as usize].1 += 1;
                     }
-                    let s = match slots.get(cur) {
-                        Some(&s) if s >= 0 && gr.hess[r0 + r] != 0.0 => s as u32,
-                        _ => n_build as u32,
-                    };
-                    slot_of[i] = s;
-                    groups[s as usize].1 += 1;
-                }
-                if n_build == 0 {
-                    return;
-                }
-                // Counts to empty ranges at each slot's start; placing a row extends its range.
-                let mut acc = 0;
-                for g in groups[..n_build].iter_mut() {
-                    let k = g.1;
-                    *g = (acc, acc);
-                    acc += k;
-                }
-                for (i, &s) in slot_of[..nodes.len()].iter().enumerate() {
-                    if let Some(g) = groups[..n_build].get_mut(s as usize) {
-                        sorted[g.1] = i as u32;
-                        g.1 += 1;
+                    if n_build == 0 {
+                        return;
                     }
-                }
-                // Row indices to page rows, and their gradient pairs in the same order, so
-                // the histogram loops read both front to back.
-                let built = acc;
-                for (i, w) in sorted[..built].iter_mut().zip(gh.iter_mut()) {
-                    *i += first as u32;
-                    let r = r0 + *i as usize;
-                    *w = gr.q[r].packed();
-                }
-                add_groups(
-                    hs,
-                    &page,
-                    pf,
-                    cols,
-                    &groups[..n_build],
-                    &sorted[..built],
-                    &gh[..built],
-                );
-            });
-        if !cache.is_resident() {
-            cache.release(p);
-        }
+                    // Counts to empty ranges at each slot's start; placing a row extends its range.
+                    let mut acc = 0;
+                    for g in groups[..n_build].iter_mut() {
+                        let k = g.1;
+                        *g = (acc, acc);
+                        acc += k;
+                    }
+                    for (i, &s) in slot_of[..nodes.len()].iter().enumerate() {
+                        if let Some(g) = groups[..n_build].get_mut(s as usize) {
+                            sorted[g.1] = i as u32;
+                            g.1 += 1;
+                        }
+                    }
+                    // Row indices to page rows, and their gradient pairs in the same order, so
+                    // the histogram loops read both front to back.
+                    let built = acc;
+                    for (i, w) in sorted[..built].iter_mut().zip(gh.iter_mut()) {
+                        *i += first as u32;
+                        let r = r0 + *i as usize;
+                        *w = gr.q[r].packed();
+                    }
+                    add_groups(
+                        hs,
+                        &page,
+                        pf,
+                        cols,
+                        &groups[..n_build],
+                        &sorted[..built],
+                        &gh[..built],
+                    );
+                });
+        };
+        let (read, ()) = rayon::join(
+            || match p + 1 < n_pages {
+                true => cache.read_into(p + 1, next),
+                false => Ok(()),
+            },
+            work,
+        );
+        read?;
     }
     // Add the threads' histograms in thread order.
     let mut out = per_thread.remove(0);

@@ -115,7 +115,8 @@ impl TrainShape {
     /// The smallest budget that trains this shape.
     pub fn min_budget(&self) -> u64 {
         let n = self.needs();
-        n.state_bytes + n.histogram_bytes + n.min_page_bytes
+        // Streaming reads the next page while it works on one.
+        n.state_bytes + n.histogram_bytes + 2 * n.min_page_bytes
     }
 
     /// How training runs with `budget` bytes.
@@ -146,11 +147,6 @@ pub fn train_bytes(rows: u64, slots: usize, params: &TrainParams, threads: usize
     (state, hists)
 }
 
-/// Bytes of the largest page of a cache: what streaming holds resident at a time.
-pub fn page_budget(m: &crate::binning::cache::CacheManifest) -> u64 {
-    (0..m.pages.len()).map(|i| m.page_len(i)).max().unwrap_or(0)
-}
-
 /// The dataset's binned page cache for `params.max_bin`: found under `cache_root` when the
 /// files and features are unchanged, else sketched and binned under those stages' budgets.
 /// Refuses first, before any pass, a train budget that cannot hold the per-row state and one
@@ -162,8 +158,9 @@ pub fn binned_cache(
     cache_root: &Path,
 ) -> anyhow::Result<(PageCache, bool)> {
     let state = ds.rows() * state_bytes_per_row(params);
-    // A page of one byte per feature and row (sparse columns only take less).
-    let page = ds.rows().min(PAGE_ROWS as u64) * ds.roles.features.len() as u64;
+    // Two pages (one read while the other is worked on) of one byte per feature and row
+    // (sparse columns only take less).
+    let page = 2 * ds.rows().min(PAGE_ROWS as u64) * ds.roles.features.len() as u64;
     let train_budget = stages.budget("train");
     if state + page > train_budget {
         return Err(MemoryError::TooSmall {
@@ -172,7 +169,7 @@ pub fn binned_cache(
             needed: state + page,
             budget: train_budget,
             what: format!(
-                "per-row state for {} rows and one page of {} features",
+                "per-row state for {} rows and two pages of {} features",
                 ds.rows(),
                 ds.roles.features.len()
             ),
@@ -212,14 +209,14 @@ mod tests {
     }
 
     #[test]
-    fn min_budget_is_state_histograms_and_one_page() {
+    fn min_budget_is_state_histograms_and_two_pages() {
         let s = shape();
         assert_eq!(
             s.min_budget(),
-            // State, histograms (8-byte slots, (3 + 2 threads) << 4 nodes), one page, and
+            // State, histograms (8-byte slots, (3 + 2 threads) << 4 nodes), two pages, and
             // per thread the level pass's row buckets for 8,192 rows and 32 slots: two u32
             // and one packed i64 a row, one (usize, usize) a slot.
-            2_500_000 * 42 + 124 * 256 * 8 * (5 * 16) + 16384 * 124 + 2 * (8192 * 16 + 33 * 16)
+            2_500_000 * 42 + 124 * 256 * 8 * (5 * 16) + 2 * 16384 * 124 + 2 * (8192 * 16 + 33 * 16)
         );
         assert!(!s.at_budget(s.min_budget() - 1).fits);
         assert!(s.at_budget(s.min_budget()).fits);
