@@ -27,7 +27,7 @@ use rayon::prelude::*;
 use serde::ser::SerializeStruct;
 use serde::Serialize;
 
-use crate::binning::cache::{self, PageBuf, PageCache};
+use crate::binning::cache::{self, PageCache};
 use crate::binning::{sketch_dataset, Cuts, DEFAULT_SKETCH_SIZE};
 use crate::error::InputError;
 use crate::io::{write_table, Dataset, CLASS_NAMES};
@@ -393,7 +393,7 @@ pub fn single_feature_auc(pages: &PageCache, res: &mut MemoryReservation) -> any
         .into_par_iter()
         .map(|w| {
             let mut counts = vec![[0u64; 3]; slots];
-            let mut buf = PageBuf::default();
+            let mut buf = pages.page_buf();
             for i in w * chunk..((w + 1) * chunk).min(n_pages) {
                 let page = pages.page(i, &mut buf)?;
                 let first = page.first_row as usize;

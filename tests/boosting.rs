@@ -141,12 +141,23 @@ fn sketch_budget_does_not_change_the_cuts() {
             .register(&pool);
         sketch_dataset(&ds, 256, 2048, &mut res).unwrap()
     };
-    assert_eq!(cuts_at(tight), cuts_at(1 << 30));
+    let whole = cuts_at(1 << 30);
+    assert_eq!(cuts_at(tight), whole);
+    // Below that the features are read in groups, several scans, each settling few-valued
+    // features exactly before the others are sketched: the same cuts.
+    let groups = min_scan + 3 * spliceboost::binning::QuantileSketch::max_bytes(2048, ds.rows());
+    assert!(groups + 4096 < tight, "the budget must not hold every sketch");
+    assert_eq!(cuts_at(groups), whole);
+    // A budget that cannot hold one feature's sketch beside its scan is refused.
     let pool = std::sync::Arc::new(MemoryPool::new(1 << 30));
+    let one = spliceboost::binning::QuantileSketch::max_bytes(2048, ds.rows());
     let mut res = MemoryConsumer::new("sketch")
-        .with_budget(tight - 8192, "memory.sketch")
+        .with_budget(one, "memory.sketch")
         .register(&pool);
-    let err = sketch_dataset(&ds, 256, 2048, &mut res).unwrap_err().to_string();
+    let Err(err) = sketch_dataset(&ds, 256, 2048, &mut res) else {
+        panic!("a budget of one sketch and no scan was accepted");
+    };
+    let err = err.to_string();
     assert!(err.contains("train.sketch_size"), "{err}");
 }
 
@@ -169,7 +180,7 @@ fn cache_round_trips_every_value() {
     let names: Vec<String> = ds.feature_names();
     let mut row = 0usize;
     let mut buf = vec![];
-    let mut page_buf = spliceboost::binning::cache::PageBuf::default();
+    let mut page_buf = pc.page_buf();
     let page = pc.page(0, &mut page_buf).unwrap();
     for item in ds.scan().with_columns(&names).build(&res).unwrap() {
         let b = item.unwrap();
@@ -497,7 +508,7 @@ proptest! {
         let pf = page_features(&pc.layout, &pc.manifest.cuts);
         let nf = pc.manifest.cuts.features.len();
         let slots = *pf.offsets.last().unwrap();
-        let mut buf = spliceboost::binning::cache::PageBuf::default();
+        let mut buf = pc.page_buf();
     let page = pc.page(0, &mut buf).unwrap();
         let mut state = seed | 1;
         let mut next = || { state ^= state << 13; state ^= state >> 7; state ^= state << 17; (state % 2001) as f64 / 1000.0 - 1.0 };
@@ -534,7 +545,7 @@ proptest! {
         let (_, _, pc) = small_cache(dir.path(), 4, 32);
         let pf = page_features(&pc.layout, &pc.manifest.cuts);
         let nf = pc.manifest.cuts.features.len();
-        let mut buf = spliceboost::binning::cache::PageBuf::default();
+        let mut buf = pc.page_buf();
     let page = pc.page(0, &mut buf).unwrap();
         let features: Vec<usize> = (0..nf).filter(|f| (seed >> (f % 64)) & 1 == 1).collect();
         let rows: Vec<u32> = (0..page.rows as u32).collect();
@@ -559,7 +570,7 @@ fn subtraction_gives_the_sibling_exactly() {
     let (_, _, pc) = small_cache(dir.path(), 4, 32);
     let pf = page_features(&pc.layout, &pc.manifest.cuts);
     let slots = *pf.offsets.last().unwrap();
-    let mut buf = spliceboost::binning::cache::PageBuf::default();
+    let mut buf = pc.page_buf();
     let page = pc.page(0, &mut buf).unwrap();
     let (mut parent, mut left, mut right) = (
         Histogram::zeros(slots),

@@ -130,3 +130,76 @@ fn the_score_and_build_stages_stay_within_their_reservations() {
     assert_eq!(stages(&summary), ["score", "build"]);
     assert_eq!(over_reservation(&summary), Vec::<String>::new());
 }
+
+/// A sketch under a budget too small to sketch every feature at once (it reads them in
+/// groups), then training under one too small for the binned cache (each pass reads the
+/// pages into two buffers): three pages of uneven size, so a buffer sized by its first page
+/// would have to grow.
+#[test]
+fn a_grouped_sketch_and_streamed_training_stay_within_their_reservations() {
+    use spliceboost::boost::{sizing, TrainParams};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // 700 genes × 60 rows: 42,000 rows, three pages.
+    let data = synth_small(d, 700);
+    let ds = spliceboost::io::Dataset::open(&spliceboost::run::config::DatasetConfig {
+        path: data.clone(),
+        ..Default::default()
+    })
+    .unwrap();
+    let one_pass = spliceboost::binning::sketch_bytes(2048, ds.rows(), 256, ds.roles.features.len());
+    let cfg = d.join("t.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[run]\nout_dir = \"{0}/out\"\nprogress = false\n[dataset]\npath = \"{1}\"\n\
+             [memory]\ntotal = \"1GiB\"\n[train]\nclass = \"donor\"\nn_estimators = 3\nmax_depth = 3\n",
+            d.display(),
+            data.display()
+        ),
+    )
+    .unwrap();
+    let sketch = format!("memory.sketch={}", one_pass / 2);
+    let (code, _, err) = run(&["train", cfg.to_str().unwrap(), "--set", &sketch]);
+    assert_eq!(code, 0, "{err}");
+    let summary = read(&d.join("out/run_summary.json"));
+    assert_eq!(stages(&summary), ["sketch", "bin", "train"]);
+    assert_eq!(over_reservation(&summary), Vec::<String>::new());
+
+    let cache = std::fs::read_dir(d.join("out/cache"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let m: spliceboost::binning::cache::CacheManifest =
+        serde_json::from_slice(&std::fs::read(cache.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m.pages.len(), 3);
+    let (state, hists) = sizing::train_bytes(
+        m.rows,
+        *m.cuts.slot_offsets().last().unwrap(),
+        &TrainParams {
+            max_depth: 3,
+            ..Default::default()
+        },
+        2,
+    );
+    let streaming = state + hists + 2 * m.max_page_len() + 4096;
+    assert!(
+        streaming < state + hists + m.bins_bytes(),
+        "the cache must not fit"
+    );
+    let train = format!("memory.train={streaming}");
+    let (code, _, err) = run(&[
+        "train",
+        cfg.to_str().unwrap(),
+        "--set",
+        &train,
+        "--set",
+        "run.threads=2",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let summary = read(&d.join("out/run_summary.json"));
+    assert_eq!(stages(&summary), ["train"], "the cache is reused");
+    assert_eq!(over_reservation(&summary), Vec::<String>::new());
+}

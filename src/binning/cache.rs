@@ -504,10 +504,9 @@ fn u32s(b: &[u8]) -> &[u32] {
     mid
 }
 
-/// A reusable buffer for one page, for passes over a cache that is not resident; it grows to
-/// the largest page read ([`CacheManifest::max_page_len`] bytes), which is what a caller
-/// prices for it.
-#[derive(Default)]
+/// A reusable buffer for one page, for passes over a cache that is not resident: made by
+/// [`PageCache::page_buf`] at the size of the largest page ([`CacheManifest::max_page_len`]
+/// bytes, what a caller prices for it), so it never grows.
 pub struct PageBuf {
     /// Words, so that the blocks are 8-aligned as in the map.
     words: Vec<u64>,
@@ -528,6 +527,8 @@ impl PageBuf {
         self.page = None;
         let words = len.div_ceil(8);
         if self.words.len() < words {
+            // Only for a buffer made for another cache; exact, not doubled.
+            self.words.reserve_exact(words - self.words.len());
             self.words.resize(words, 0);
         }
         // SAFETY: as in `bytes`; any byte pattern written is a valid u64.
@@ -636,6 +637,20 @@ impl PageCache {
             file,
             resident: std::sync::atomic::AtomicBool::new(true),
         })
+    }
+
+    /// A buffer for one page: empty when the cache is resident (pages are borrowed from the
+    /// map), else the size of the largest page.
+    pub fn page_buf(&self) -> PageBuf {
+        let len = if self.is_resident() {
+            0
+        } else {
+            self.manifest.max_page_len()
+        };
+        PageBuf {
+            words: vec![0; (len as usize).div_ceil(8)],
+            page: None,
+        }
     }
 
     /// Page `i`: borrowed from the map when the cache is resident, else read into `buf`

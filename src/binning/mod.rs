@@ -1,8 +1,8 @@
 //! From raw feature values to small bin codes: the bin mapper, apart from the learner.
 //!
-//! One streaming pass ([`sketch_dataset`]) finds each feature's cut points: exact cuts for a
-//! column with few distinct values (k-mer counts, flags), quantiles from a
-//! [`QuantileSketch`] otherwise. A value's bin is the number of cuts at or below it, so a
+//! A streaming pass ([`sketch_dataset`]; for wide data under a small budget, several passes
+//! over groups of columns) finds each feature's cut points: exact cuts for a column with few
+//! distinct values (k-mer counts, flags), quantiles from a [`QuantileSketch`] otherwise. A value's bin is the number of cuts at or below it, so a
 //! split "bin ≤ b goes left" is the threshold test `x < cuts[b]`, XGBoost's own rule; missing
 //! values (null or NaN) have a bin of their own. The second pass ([`cache`]) writes every
 //! row's bins into a page cache on disk that training reads memory-mapped.
@@ -23,7 +23,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::io::{Dataset, FeatureReader};
-use crate::memory::MemoryReservation;
+use crate::memory::{MemoryError, MemoryReservation};
 
 /// The most histogram slots a feature can have: 256 value bins, or 255 and a missing bin.
 pub const MAX_SLOTS: usize = 256;
@@ -107,14 +107,26 @@ impl Cuts {
 /// Per-feature state of the sketch pass.
 #[derive(Debug, Clone)]
 struct Acc {
-    sketch: QuantileSketch,
+    /// `None` in a first pass that only looks for few distinct values.
+    sketch: Option<QuantileSketch>,
     /// Distinct values while there are few enough for exact cuts.
     distinct: Option<Vec<f32>>,
+    present: u64,
     missing: u64,
     zeros: u64,
 }
 
 impl Acc {
+    fn new(sketch: Option<usize>, distinct: bool) -> Self {
+        Self {
+            sketch: sketch.map(QuantileSketch::new),
+            distinct: distinct.then(Vec::new),
+            present: 0,
+            missing: 0,
+            zeros: 0,
+        }
+    }
+
     fn add(&mut self, values: &[f32], limit: usize) {
         for &v in values {
             if v.is_nan() {
@@ -123,8 +135,11 @@ impl Acc {
             }
             // -0.0 and 0.0 are one value.
             let v = if v == 0.0 { 0.0 } else { v };
+            self.present += 1;
             self.zeros += u64::from(v == 0.0);
-            self.sketch.insert(v);
+            if let Some(s) = &mut self.sketch {
+                s.insert(v);
+            }
             if let Some(d) = &mut self.distinct {
                 if let Err(pos) = d.binary_search_by(|x| x.total_cmp(&v)) {
                     if d.len() >= limit {
@@ -137,29 +152,41 @@ impl Acc {
         }
     }
 
-    fn finish(self, name: &str, max_bin: usize) -> FeatureBins {
-        let has_missing = self.missing > 0;
-        let bins = if has_missing {
+    /// Value bins available: 256, or 255 beside a missing bin.
+    fn bins(&self, max_bin: usize) -> usize {
+        if self.missing > 0 {
             max_bin.min(255)
         } else {
             max_bin.min(256)
-        };
-        let cuts = finite_cuts(match &self.distinct {
+        }
+    }
+
+    /// Whether the cuts must come from a sketch: too many distinct values for one bin each.
+    fn needs_sketch(&self, max_bin: usize) -> bool {
+        self.distinct
+            .as_ref()
+            .is_none_or(|d| d.len() > self.bins(max_bin))
+    }
+
+    fn finish(self, name: &str, max_bin: usize) -> FeatureBins {
+        let has_missing = self.missing > 0;
+        let bins = self.bins(max_bin);
+        let cuts = finite_cuts(match (&self.distinct, &self.sketch) {
             // Few distinct values: one bin each.
-            Some(d) if d.len() <= bins => d.iter().skip(1).copied().collect(),
-            _ => quantile_cuts(&self.sketch, bins),
+            (Some(d), _) if d.len() <= bins => d.iter().skip(1).copied().collect(),
+            (_, Some(s)) => quantile_cuts(s, bins),
+            (_, None) => unreachable!("a feature with many distinct values is sketched"),
         });
-        let present = self.sketch.count();
         let mut fb = FeatureBins {
             name: name.to_string(),
             cuts,
             has_missing,
             sparse: false,
             zero_bin: 0,
-            present,
+            present: self.present,
             zeros: self.zeros,
         };
-        let total = present + self.missing;
+        let total = self.present + self.missing;
         fb.zero_bin = fb.bin(0.0);
         fb.sparse = total > 0 && self.zeros as f64 >= SPARSE_ZERO_FRACTION * total as f64;
         fb
@@ -205,71 +232,207 @@ fn quantile_cuts(s: &QuantileSketch, bins: usize) -> Vec<f32> {
 }
 
 /// Heap bytes the sketch pass holds for `features` features with sketch parameter `k` over
-/// `rows` rows, besides its scan: every feature's sketch and distinct values, and the sorted
-/// copy of one sketch at a time while its cuts are read.
+/// `rows` rows, besides its scan, when it sketches every feature in one pass: every
+/// feature's sketch and distinct values, and the sorted copy of one sketch at a time while
+/// its cuts are read.
 pub fn sketch_bytes(k: usize, rows: u64, max_bin: usize, features: usize) -> u64 {
-    (QuantileSketch::max_bytes(k, rows) + (max_bin as u64 + 1) * 4 + 128) * features as u64
+    (QuantileSketch::max_bytes(k, rows) + distinct_bytes(max_bin)) * features as u64
         + QuantileSketch::weighted_bytes(k, rows)
+}
+
+/// Heap bytes of one feature's state without its sketch: the distinct values (at most
+/// `max_bin` floats) and the state's own fields.
+fn distinct_bytes(max_bin: usize) -> u64 {
+    (max_bin as u64 + 1) * 4 + 128
 }
 
 /// The default sketch parameter `k` (`train.sketch_size`): its rank error is far below the
 /// width of one of 256 bins.
 pub const DEFAULT_SKETCH_SIZE: usize = 2048;
 
-/// Reads every feature once and returns its cuts, from sketches of parameter `sketch_size`.
-/// The per-feature work runs in parallel and each feature sees its values in dataset order,
-/// and the sketch size is a parameter, never a consequence of the budget: the cuts are the
-/// same for any thread count and any budget that fits (a budget that does not is refused).
+/// Finds every feature's cuts, from sketches of parameter `sketch_size`.
+///
+/// When the budget holds a sketch for every feature, one pass does it all. Otherwise (wide
+/// data: 4,160 k-mer columns need about 774 MiB of sketches at the default size) a first
+/// pass counts each feature's distinct values and settles those with few (k-mer counts,
+/// flags: exact cuts need no sketch); a second pass sketches only the rest. Either pass
+/// reads its features in as many column groups, one scan each, as the budget needs, and
+/// each scan reads only its group's columns.
+///
+/// Each feature sees its values in dataset order, and its sketch is built the same way in
+/// either plan; the sketch size is a parameter, never a consequence of the budget. So the
+/// cuts are the same for any thread count and any budget that fits (a budget that cannot
+/// hold one feature's sketch beside its scan is refused before any pass).
 pub fn sketch_dataset(
     ds: &Dataset,
     max_bin: usize,
     sketch_size: usize,
     res: &mut MemoryReservation,
 ) -> anyhow::Result<Cuts> {
-    let features = &ds.roles.features;
-    let names: Vec<&str> = features.iter().map(|f| f.name.as_str()).collect();
-    let threads = rayon::current_num_threads() as u64;
-    let reader = FeatureReader::all(ds);
-    let scan = ds.scan().with_features(&reader).with_extra_row_bytes(4 * threads);
-    let (min_scan, what) = scan.min_bytes();
+    let n = ds.roles.features.len();
     let rows = ds.rows();
     let k = sketch_size;
-    let need_sketch = sketch_bytes(k, rows, max_bin, features.len());
-    res.require(
-        min_scan + need_sketch,
-        format!(
-            "{what}, and sketches of {} features at train.sketch_size = {k} (or lower that)",
-            features.len()
-        ),
-    )?;
-    res.try_grow(need_sketch)?;
-    let mut accs: Vec<Acc> = vec![
-        Acc {
-            sketch: QuantileSketch::new(k),
-            distinct: Some(Vec::new()),
-            missing: 0,
-            zeros: 0,
-        };
-        features.len()
-    ];
-    for item in scan.build(res)? {
-        let b = item?;
-        let fb = reader.read(&b)?;
-        accs.par_iter_mut()
-            .enumerate()
-            .for_each_init(Vec::new, |buf, (j, acc)| {
-                fb.fill(j, buf);
-                acc.add(buf, max_bin.min(256));
-            });
+    let all: Vec<usize> = (0..n).collect();
+    let one_pass = sketch_bytes(k, rows, max_bin, n) + scan_bytes(ds, &all).0;
+    let names: Vec<&str> = ds.roles.features.iter().map(|f| f.name.as_str()).collect();
+    let mut done: Vec<Option<FeatureBins>> = vec![None; n];
+    if one_pass <= res.available() {
+        let state = sketch_bytes(k, rows, max_bin, n);
+        scan_groups(
+            ds,
+            &[all],
+            state,
+            res,
+            max_bin,
+            || Acc::new(Some(k), true),
+            |j, a| done[j] = Some(a.finish(names[j], max_bin)),
+        )?;
+    } else {
+        // Every feature's distinct values (then its cuts) stay reserved throughout.
+        let distinct = distinct_bytes(max_bin) * n as u64;
+        res.try_grow(distinct)?;
+        // First the distinct values, in as many groups as the scan needs; a feature with few
+        // is finished at once.
+        let groups = plan_groups(ds, &all, 0, 0, res, k)?;
+        let mut pending: Vec<Option<Acc>> = vec![None; n];
+        scan_groups(
+            ds,
+            &groups,
+            0,
+            res,
+            max_bin,
+            || Acc::new(None, true),
+            |j, mut a| {
+                if a.needs_sketch(max_bin) {
+                    // Its cuts will come from the sketch.
+                    a.distinct = None;
+                    pending[j] = Some(a);
+                } else {
+                    done[j] = Some(a.finish(names[j], max_bin));
+                }
+            },
+        )?;
+        // Then the others' sketches, group by group, each finished after its group's scan.
+        let many: Vec<usize> = (0..n).filter(|&j| pending[j].is_some()).collect();
+        let per = QuantileSketch::max_bytes(k, rows);
+        let extra = QuantileSketch::weighted_bytes(k, rows);
+        let groups = plan_groups(ds, &many, per, extra, res, k)?;
+        let state = groups.iter().map(|g| per * g.len() as u64).max().unwrap_or(0) + extra;
+        scan_groups(
+            ds,
+            &groups,
+            state,
+            res,
+            max_bin,
+            || Acc::new(Some(k), false),
+            |j, a| {
+                if let Some(mut acc) = pending[j].take() {
+                    acc.sketch = a.sketch;
+                    done[j] = Some(acc.finish(names[j], max_bin));
+                }
+            },
+        )?;
+        res.shrink(distinct);
     }
     Ok(Cuts {
         max_bin,
-        features: accs
+        features: done
             .into_iter()
-            .zip(&names)
-            .map(|(a, n)| a.finish(n, max_bin))
+            .map(|f| f.expect("every feature is read"))
             .collect(),
     })
+}
+
+/// Bytes the scan of features `feats` needs at least, and what they are.
+fn scan_bytes(ds: &Dataset, feats: &[usize]) -> (u64, String) {
+    let reader = FeatureReader::subset(ds, feats);
+    let threads = rayon::current_num_threads() as u64;
+    ds.scan()
+        .with_features(&reader)
+        .with_extra_row_bytes(4 * threads)
+        .min_bytes()
+}
+
+/// Splits `feats` (in order) into groups whose scan and state — `per` bytes a feature and
+/// `extra` a group — fit what `res` has left; refuses a budget that cannot hold one feature.
+fn plan_groups(
+    ds: &Dataset,
+    feats: &[usize],
+    per: u64,
+    extra: u64,
+    res: &MemoryReservation,
+    k: usize,
+) -> anyhow::Result<Vec<Vec<usize>>> {
+    let cost = |g: &[usize]| scan_bytes(ds, g).0 + per * g.len() as u64 + extra;
+    let room = res.available();
+    if feats.is_empty() || cost(feats) <= room {
+        return Ok(vec![feats.to_vec()]);
+    }
+    let mut groups: Vec<Vec<usize>> = vec![];
+    let mut cur: Vec<usize> = vec![];
+    for &j in feats {
+        cur.push(j);
+        if cost(&cur) <= room {
+            continue;
+        }
+        cur.pop();
+        if !cur.is_empty() {
+            groups.push(std::mem::take(&mut cur));
+        }
+        cur.push(j);
+        if cost(&cur) > room {
+            // Not even this feature alone fits beside what the stage holds already.
+            let (scan, what) = scan_bytes(ds, &cur);
+            return Err(MemoryError::TooSmall {
+                stage: res.stage().to_string(),
+                key: res.key().to_string(),
+                needed: res.size() + scan + per + extra,
+                budget: res.budget(),
+                what: format!(
+                    "{what}, and the state of one feature at train.sketch_size = {k} (or lower that)"
+                ),
+            }
+            .into());
+        }
+    }
+    groups.push(cur);
+    Ok(groups)
+}
+
+/// One scan per group of features, each reading only its group's columns: every feature's
+/// values go to a state `make` gives, which `keep` receives after its group's scan. `state`
+/// bytes (the largest group's) stay reserved throughout.
+fn scan_groups(
+    ds: &Dataset,
+    groups: &[Vec<usize>],
+    state: u64,
+    res: &mut MemoryReservation,
+    max_bin: usize,
+    make: impl Fn() -> Acc,
+    mut keep: impl FnMut(usize, Acc),
+) -> anyhow::Result<()> {
+    let threads = rayon::current_num_threads() as u64;
+    res.try_grow(state)?;
+    for g in groups {
+        let reader = FeatureReader::subset(ds, g);
+        let scan = ds.scan().with_features(&reader).with_extra_row_bytes(4 * threads);
+        let mut accs: Vec<Acc> = g.iter().map(|_| make()).collect();
+        for item in scan.build(res)? {
+            let b = item?;
+            let fb = reader.read(&b)?;
+            accs.par_iter_mut()
+                .enumerate()
+                .for_each_init(Vec::new, |buf, (i, acc)| {
+                    fb.fill(i, buf);
+                    acc.add(buf, max_bin.min(256));
+                });
+        }
+        for (&j, a) in g.iter().zip(accs) {
+            keep(j, a);
+        }
+    }
+    res.shrink(state);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -277,12 +440,7 @@ mod tests {
     use super::*;
 
     fn fit(values: &[f32], max_bin: usize) -> FeatureBins {
-        let mut a = Acc {
-            sketch: QuantileSketch::new(64),
-            distinct: Some(vec![]),
-            missing: 0,
-            zeros: 0,
-        };
+        let mut a = Acc::new(Some(64), true);
         a.add(values, max_bin);
         a.finish("f", max_bin)
     }

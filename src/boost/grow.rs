@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use super::hist::{add_groups, Columns, GradPair, Histogram, Packed, PageFeatures, QPair, Quantizer};
 use super::tree::{best_split, Split, SplitParams, Tree};
 use super::TrainParams;
-use crate::binning::cache::{PageBuf, PageCache, PAGE_ROWS};
+use crate::binning::cache::{PageCache, PAGE_ROWS};
 
 /// What one level pass does at a node.
 #[derive(Clone, Copy)]
@@ -196,7 +196,7 @@ fn level_pass(
         .collect();
     // Two buffers when the cache is not resident: the next page is read while this one is
     // worked on.
-    let mut bufs = [PageBuf::default(), PageBuf::default()];
+    let mut bufs = [cache.page_buf(), cache.page_buf()];
     let n_pages = cache.manifest.pages.len();
     if n_pages > 0 {
         cache.read_into(0, &mut bufs[0])?;

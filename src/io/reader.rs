@@ -71,6 +71,13 @@ impl FeatureReader {
         Self::build(ds, ds.roles.features.iter())
     }
 
+    /// Reads the features at these indices of [`ColumnRoles::features`], in this order.
+    ///
+    /// [`ColumnRoles::features`]: super::ColumnRoles::features
+    pub fn subset(ds: &Dataset, indices: &[usize]) -> Self {
+        Self::build(ds, indices.iter().map(|&j| &ds.roles.features[j]))
+    }
+
     /// Reads the features named (a model's, in its order). A name that is not a feature of
     /// the dataset is an error naming it.
     pub fn named<S: AsRef<str>>(ds: &Dataset, names: &[S]) -> Result<Self, InputError> {
