@@ -400,6 +400,66 @@ fn curve_chart(
     Ok(finish(svg))
 }
 
+/// A line chart of figures against memory budgets (MiB, on a log scale), one line a series:
+/// the `sweep` page's charts.
+pub fn budget_chart(
+    title: &str,
+    y_desc: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+) -> anyhow::Result<String> {
+    let xs = series.iter().flat_map(|(_, p)| p.iter().map(|&(x, _)| x));
+    let (lo, hi) = xs.fold((f64::INFINITY, 0f64), |(lo, hi), x| (lo.min(x), hi.max(x)));
+    let (lo, hi) = if lo.is_finite() && hi > lo {
+        (lo / 1.3, hi * 1.3)
+    } else {
+        (1.0, 2.0)
+    };
+    let top = series
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|&(_, y)| y))
+        .fold(0f64, f64::max)
+        .max(1e-9)
+        * 1.1;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (640, 400)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, (FONT, 18))
+            .margin(12)
+            .x_label_area_size(44)
+            .y_label_area_size(60)
+            .build_cartesian_2d((lo..hi).log_scale(), 0f64..top)?;
+        chart
+            .configure_mesh()
+            .x_desc("memory.total (MiB)")
+            .y_desc(y_desc)
+            .x_label_formatter(&|v| compact(*v))
+            .y_label_formatter(&|v| compact(*v))
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 14))
+            .light_line_style(GRID_LIGHT)
+            .bold_line_style(GRID_BOLD)
+            .draw()?;
+        for (i, (label, points)) in series.iter().enumerate() {
+            let c = color(i);
+            chart
+                .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)).point_size(3))?
+                .label(label.as_str())
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c.stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .label_font((FONT, 13))
+            .background_style(WHITE.mix(0.85))
+            .border_style(GRID_BOLD)
+            .draw()?;
+        root.present()?;
+    }
+    Ok(finish(svg))
+}
+
 /// Width of one category on a category axis. Integer, because plotters only offers custom
 /// tick labels (`ValueFormatter`) on key-point axes over integers; 100 leaves room for sub-slot
 /// positions such as grouped bars and two lines of text in a cell.

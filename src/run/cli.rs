@@ -163,6 +163,21 @@ pub enum Command {
         #[command(flatten)]
         overrides: Overrides,
     },
+    /// Run the configured job once per memory budget, each in its own process; write
+    /// sweep.tsv, sweep.json and sweep.html (time and peak memory per stage against budget)
+    /// to `run.out_dir/sweep`.
+    Sweep {
+        config: PathBuf,
+        /// Budgets for `memory.total`, comma-separated (default: `[sweep] budgets`); stage
+        /// budgets the config sets are scaled in proportion.
+        #[arg(long, value_name = "SIZES")]
+        budgets: Option<String>,
+        /// Replace a previous sweep's results.
+        #[arg(long)]
+        overwrite: bool,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
     /// Run SQL over a dataset (registered as table `dataset`).
     Query {
         sql: String,

@@ -47,6 +47,16 @@ pub struct Config {
     /// genome and its base scores before training (`spliceboost build` runs it alone).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build: Option<crate::build::BuildConfig>,
+    /// The budgets `spliceboost sweep` runs the job under (its `--budgets` wins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<SweepConfig>,
+}
+
+/// `[sweep]`: the memory budgets to run the configured job under.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepConfig {
+    pub budgets: Vec<crate::memory::Budget>,
 }
 
 /// Where results go and how the run behaves.

@@ -10,6 +10,7 @@ mod context;
 mod leakage;
 mod score;
 mod staging;
+pub mod sweep;
 mod train;
 
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ pub use train::{train_job, Trained};
 
 use self::cli::{Cli, Command};
 use self::config::Config;
+use crate::error::InputError;
 use crate::inspect::inspect;
 use crate::io::Dataset;
 use crate::synth::{write_dataset, SynthOptions};
@@ -101,6 +103,20 @@ fn dispatch(cli: Cli, memory: &mut Option<crate::memory::MemoryConfig>) -> anyho
         } => {
             let cfg = loaded(Config::load(&config, &overrides.set)?);
             run_job(cfg, quiet, overwrite)
+        }
+        Command::Sweep {
+            config,
+            budgets,
+            overwrite,
+            overrides,
+        } => {
+            let budgets = budgets
+                .map(|b| sweep::parse_budgets(&b))
+                .transpose()
+                .map_err(|e| {
+                    InputError::new(format!("--budgets {e}")).hint("write sizes such as 256MiB,1GiB")
+                })?;
+            sweep::sweep(&config, &overrides.set, budgets, quiet, overwrite)
         }
         Command::Cv {
             config,
