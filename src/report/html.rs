@@ -324,6 +324,21 @@ fn finish(mut svg: String) -> String {
     svg
 }
 
+/// Every chart's legend box.
+fn draw_legend<'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
+    position: SeriesLabelPosition,
+) -> anyhow::Result<()> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font((FONT, 13))
+        .background_style(WHITE.mix(0.85))
+        .border_style(GRID_BOLD)
+        .draw()?;
+    Ok(())
+}
+
 /// A chart on the unit square, for ROC, PR and reliability curves.
 fn curve_chart(
     title: &str,
@@ -388,13 +403,7 @@ fn curve_chart(
                 .label(label)
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c.stroke_width(2)));
         }
-        chart
-            .configure_series_labels()
-            .position(legend)
-            .label_font((FONT, 13))
-            .background_style(WHITE.mix(0.85))
-            .border_style(GRID_BOLD)
-            .draw()?;
+        draw_legend(&mut chart, legend)?;
         root.present()?;
     }
     Ok(finish(svg))
@@ -448,13 +457,7 @@ pub fn budget_chart(
                 .label(label.as_str())
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c.stroke_width(2)));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font((FONT, 13))
-            .background_style(WHITE.mix(0.85))
-            .border_style(GRID_BOLD)
-            .draw()?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         root.present()?;
     }
     Ok(finish(svg))
@@ -737,13 +740,7 @@ fn memory_chart(stages: &[StageRecord]) -> anyhow::Result<String> {
                 .label(*label)
                 .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled()));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font((FONT, 13))
-            .background_style(WHITE.mix(0.85))
-            .border_style(GRID_BOLD)
-            .draw()?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         root.present()?;
     }
     Ok(finish(svg))
