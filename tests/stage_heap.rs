@@ -203,3 +203,29 @@ fn a_grouped_sketch_and_streamed_training_stay_within_their_reservations() {
     assert_eq!(stages(&summary), ["train"], "the cache is reused");
     assert_eq!(over_reservation(&summary), Vec::<String>::new());
 }
+
+/// A cross-validation of few rows and many features (4,160: dense 6-mers): what the stages
+/// hold per feature (the cuts, the importance sums) and per report (the curves) does not
+/// hide behind a large per-row reservation.
+#[test]
+#[ignore = "known violation: the cv stage holds about 6 MB of heap against 185 KB reserved here (open cache's cuts, importance sums, models); eval's report is priced since this test"]
+fn a_cross_validation_of_wide_data_stays_within_its_reservations() {
+    use spliceboost::memory::{MemoryConsumer, MemoryPool};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let opts = spliceboost::synth::SynthOptions {
+        genes: 30,
+        rows_per_gene: 60,
+        kmer: 6,
+        genes_per_file: 10,
+        seed: 5,
+        with_sequence: false,
+    };
+    let pool = std::sync::Arc::new(MemoryPool::new(2 << 30));
+    spliceboost::synth::write_dataset(&data, &opts, &mut MemoryConsumer::new("synth").register(&pool)).unwrap();
+    let cfg = cv_config(dir.path(), &data, "");
+    let (code, _, err) = run(&["run", cfg.to_str().unwrap(), "--set", "memory.total=\"4GiB\""]);
+    assert_eq!(code, 0, "{err}");
+    let summary = read(&dir.path().join("out/run_summary.json"));
+    assert_eq!(over_reservation(&summary), Vec::<String>::new());
+}

@@ -19,6 +19,11 @@ use crate::memory::MemoryReservation;
 /// splice-vs-neither score and flags (5).
 pub const EVAL_BYTES_PER_ROW: u64 = 53;
 
+/// Heap of the report the eval stage returns, besides what grows with rows: 16 curves (ROC
+/// and PR of the meta and base models, per class and for splice vs neither) of at most
+/// [`CURVE_POINTS`] points, and 64 KiB for the reliability bins and the per-fold figures.
+pub const REPORT_BYTES: u64 = 16 * CURVE_POINTS as u64 * 16 + (64 << 10);
+
 /// Points kept per curve in the report.
 const CURVE_POINTS: usize = 400;
 /// Bins of the reliability curves and of the expected calibration error.
@@ -422,7 +427,7 @@ pub(crate) fn evaluate(
     res: &mut MemoryReservation,
 ) -> anyhow::Result<Report> {
     let n = st.fold.iter().filter(|&&f| f != EXCLUDED).count() as u64;
-    let need = n * EVAL_BYTES_PER_ROW;
+    let need = n * EVAL_BYTES_PER_ROW + REPORT_BYTES;
     res.require(need, format!("scoring {n} out-of-fold predictions"))?;
     res.try_grow(need)?;
     let calibration = cross_fit(st, cv);

@@ -409,7 +409,7 @@ pub fn cv_job(
         }
         check_classes(&labels, &fold, cv.n_folds)?;
         let kept = fold.iter().filter(|&&f| f != EXCLUDED).count() as u64;
-        let eval_need = kept * evaluate::EVAL_BYTES_PER_ROW;
+        let eval_need = kept * evaluate::EVAL_BYTES_PER_ROW + evaluate::REPORT_BYTES;
         if eval_need > ctx.budget("eval") {
             return Err(too_small(
                 "eval",
