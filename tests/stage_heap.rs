@@ -222,7 +222,8 @@ fn a_cross_validation_of_wide_data_stays_within_its_reservations() {
         with_sequence: false,
     };
     let pool = std::sync::Arc::new(MemoryPool::new(2 << 30));
-    spliceboost::synth::write_dataset(&data, &opts, &mut MemoryConsumer::new("synth").register(&pool)).unwrap();
+    spliceboost::synth::write_dataset(&data, &opts, &mut MemoryConsumer::new("synth").register(&pool))
+        .unwrap();
     let cfg = cv_config(dir.path(), &data, "");
     let (code, _, err) = run(&["run", cfg.to_str().unwrap(), "--set", "memory.total=\"4GiB\""]);
     assert_eq!(code, 0, "{err}");
