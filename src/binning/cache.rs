@@ -667,13 +667,13 @@ impl PageCache {
         if self.is_resident() {
             return Ok(());
         }
-        let info = self.manifest.pages[i];
-        let len = page_bytes(info.rows as usize, self.layout.n_dense, info.nnz as usize) as usize;
-        buf.read(&self.file, info.offset, len).map_err(|e| {
-            InputError::new(format!("cannot read page {i} of the binned cache ({e})"))
-                .file(self.dir.join("bins.bin"))
-                .hint(HINT)
-        })?;
+        let len = self.manifest.page_len(i) as usize;
+        buf.read(&self.file, self.manifest.pages[i].offset, len)
+            .map_err(|e| {
+                InputError::new(format!("cannot read page {i} of the binned cache ({e})"))
+                    .file(self.dir.join("bins.bin"))
+                    .hint(HINT)
+            })?;
         buf.page = Some(i);
         Ok(())
     }

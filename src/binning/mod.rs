@@ -273,15 +273,14 @@ pub fn sketch_dataset(
     let rows = ds.rows();
     let k = sketch_size;
     let all: Vec<usize> = (0..n).collect();
-    let one_pass = sketch_bytes(k, rows, max_bin, n) + scan_bytes(ds, &all).0;
+    let all_sketches = sketch_bytes(k, rows, max_bin, n);
     let names: Vec<&str> = ds.roles.features.iter().map(|f| f.name.as_str()).collect();
     let mut done: Vec<Option<FeatureBins>> = vec![None; n];
-    if one_pass <= res.available() {
-        let state = sketch_bytes(k, rows, max_bin, n);
+    if all_sketches + scan_bytes(ds, &all).0 <= res.available() {
         scan_groups(
             ds,
             &[all],
-            state,
+            all_sketches,
             res,
             max_bin,
             || Acc::new(Some(k), true),
@@ -317,7 +316,11 @@ pub fn sketch_dataset(
         let per = QuantileSketch::max_bytes(k, rows);
         let extra = QuantileSketch::weighted_bytes(k, rows);
         let groups = plan_groups(ds, &many, per, extra, res, k)?;
-        let state = groups.iter().map(|g| per * g.len() as u64).max().unwrap_or(0) + extra;
+        let state = groups
+            .iter()
+            .map(|g| per * g.len() as u64 + extra)
+            .max()
+            .unwrap_or(0);
         scan_groups(
             ds,
             &groups,
@@ -363,26 +366,18 @@ fn plan_groups(
     res: &MemoryReservation,
     k: usize,
 ) -> anyhow::Result<Vec<Vec<usize>>> {
+    // The cost of a group grows with every feature added, so each group is the longest run
+    // from where the last ended that fits: found by bisection, since pricing a group builds
+    // its reader.
     let cost = |g: &[usize]| scan_bytes(ds, g).0 + per * g.len() as u64 + extra;
     let room = res.available();
-    if feats.is_empty() || cost(feats) <= room {
-        return Ok(vec![feats.to_vec()]);
-    }
     let mut groups: Vec<Vec<usize>> = vec![];
-    let mut cur: Vec<usize> = vec![];
-    for &j in feats {
-        cur.push(j);
-        if cost(&cur) <= room {
-            continue;
-        }
-        cur.pop();
-        if !cur.is_empty() {
-            groups.push(std::mem::take(&mut cur));
-        }
-        cur.push(j);
-        if cost(&cur) > room {
+    let mut start = 0;
+    while start < feats.len() {
+        let one = &feats[start..start + 1];
+        if cost(one) > room {
             // Not even this feature alone fits beside what the stage holds already.
-            let (scan, what) = scan_bytes(ds, &cur);
+            let (scan, what) = scan_bytes(ds, one);
             return Err(MemoryError::TooSmall {
                 stage: res.stage().to_string(),
                 key: res.key().to_string(),
@@ -394,8 +389,18 @@ fn plan_groups(
             }
             .into());
         }
+        let (mut fits, mut over) = (start + 1, feats.len() + 1);
+        while over - fits > 1 {
+            let mid = (fits + over) / 2;
+            if cost(&feats[start..mid]) <= room {
+                fits = mid;
+            } else {
+                over = mid;
+            }
+        }
+        groups.push(feats[start..fits].to_vec());
+        start = fits;
     }
-    groups.push(cur);
     Ok(groups)
 }
 
