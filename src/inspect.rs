@@ -240,6 +240,7 @@ pub fn inspect(ds: &Dataset, res: &mut MemoryReservation) -> anyhow::Result<Insp
             (range + u64::from(s.null_count > 0)).min(256)
         })
         .sum();
+    // At the default depth and rounds, as the rest of the estimate.
     let shape = TrainShape {
         rows,
         dense_features: dense,
@@ -249,6 +250,10 @@ pub fn inspect(ds: &Dataset, res: &mut MemoryReservation) -> anyhow::Result<Insp
         max_depth: 6,
         threads: rayon::current_num_threads() as u64,
         hist_slots,
+        model_bytes: crate::boost::sizing::model_bytes(
+            &crate::boost::TrainParams::default(),
+            crate::memory::names_bytes(&features.iter().map(|f| f.name.as_str()).collect::<Vec<_>>()),
+        ),
     };
     let metadata_columns = ds
         .schema
@@ -346,9 +351,10 @@ impl InspectReport {
         );
         let _ = writeln!(
             s,
-            "  in memory: row state {}, histograms {}; on disk: binned cache {}; smallest budget {}",
+            "  in memory: row state {}, histograms {}, model {}; on disk: binned cache {}; smallest budget {}",
             fmt_bytes(t.needs.state_bytes),
             fmt_bytes(t.needs.histogram_bytes),
+            fmt_bytes(t.needs.model_bytes),
             fmt_bytes(t.needs.cache_bytes),
             fmt_bytes(t.min_budget_bytes)
         );

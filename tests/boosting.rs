@@ -104,7 +104,16 @@ fn budget_and_file_layout_do_not_change_the_model() {
         },
         rayon::current_num_threads(),
     );
-    let streaming = state + hists + 2 * m.max_page_len() + 1024;
+    let names: Vec<&str> = m.cuts.features.iter().map(|f| f.name.as_str()).collect();
+    let model = spliceboost::boost::sizing::model_bytes(
+        &TrainParams {
+            max_depth: 3,
+            n_estimators: 12,
+            ..Default::default()
+        },
+        spliceboost::memory::names_bytes(&names),
+    );
+    let streaming = state + hists + model + 2 * m.max_page_len() + 1024;
     assert!(streaming < state + hists + m.bins_bytes());
     let streamed = train(
         &many,

@@ -602,6 +602,26 @@ pub struct PageCache {
 }
 
 impl PageCache {
+    /// Heap bytes the open cache holds (its manifest, layout and page flags; the mapped
+    /// pages are not heap): what a stage that keeps the cache open prices for it.
+    pub fn heap_bytes(&self) -> u64 {
+        use std::mem::size_of;
+        let m = &self.manifest;
+        let cuts: u64 = m
+            .cuts
+            .features
+            .iter()
+            .map(|f| (size_of::<super::FeatureBins>() + f.name.len() + 4 * f.cuts.len()) as u64)
+            .sum();
+        let n_features = m.cuts.features.len();
+        (m.pages.len() * (size_of::<PageInfo>() + 1)) as u64
+            + 8 * (m.dense.len() + m.sparse.len()) as u64
+            + crate::memory::names_bytes(&m.genes)
+            + cuts
+            + (n_features * (size_of::<Position>() + 1)) as u64
+            + (m.format.len() + m.fingerprint.len() + self.dir.as_os_str().len()) as u64
+    }
+
     pub fn open(dir: &Path, manifest: CacheManifest) -> anyhow::Result<Self> {
         let path = dir.join("bins.bin");
         let file = std::fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use super::grow::{grow, Gradients};
 use super::hist::{page_features, QPair, Quantizer};
-use super::sizing::train_bytes;
+use super::sizing::{model_bytes, train_bytes};
 use super::tree::Tree;
 use super::{EvalMetric, IterLog, Model, Objective, Role, TrainParams};
 use crate::binning::cache::{PageCache, PAGE_ROWS};
@@ -84,15 +84,18 @@ pub fn fit(
     let slots = *pf.offsets.last().expect("offsets end with the total");
     let (state_bytes, hist_bytes) = train_bytes(n as u64, slots, params, threads);
     let page_bytes = cache.manifest.max_page_len();
-    let need = state_bytes + hist_bytes + 2 * page_bytes;
+    let names: Vec<&str> = cuts.features.iter().map(|f| f.name.as_str()).collect();
+    let model_bytes = model_bytes(params, crate::memory::names_bytes(&names));
+    drop(names);
+    let need = state_bytes + hist_bytes + model_bytes + 2 * page_bytes;
     res.require(
         need,
         format!(
-            "per-row state for {n} rows, histograms for {nf} features at depth {}, two pages",
+            "per-row state for {n} rows, histograms for {nf} features at depth {}, the model, two pages",
             params.max_depth
         ),
     )?;
-    res.try_grow(state_bytes + hist_bytes)?;
+    res.try_grow(state_bytes + hist_bytes + model_bytes)?;
     // The whole cache stays mapped when it fits beside the state; otherwise each pass reads
     // page after page into two buffers (one read while the other is worked on).
     let resident = res.try_grow(cache.manifest.bins_bytes()).is_ok();
@@ -157,7 +160,7 @@ pub fn fit(
     });
 
     let mut trees: Vec<Tree> = Vec::with_capacity(params.n_estimators);
-    let mut log: Vec<IterLog> = vec![];
+    let mut log: Vec<IterLog> = Vec::with_capacity(params.n_estimators);
     let mut best: Option<(usize, f64)> = None;
     let t0 = Instant::now();
     for t in 0..params.n_estimators {
@@ -180,7 +183,8 @@ pub fn fit(
             q: &q,
             quant,
         };
-        let tree = grow(cache, &pf, &features, &gr, &mut node, params, &sp)?;
+        let mut tree = grow(cache, &pf, &features, &gr, &mut node, params, &sp)?;
+        tree.shrink_to_fit();
         margin
             .par_iter_mut()
             .zip(node.par_iter())

@@ -59,6 +59,20 @@ pub struct Model {
 }
 
 impl Model {
+    /// Heap bytes a trained model holds at most: its trees (each shrunk to its nodes), its
+    /// log, its copy of the feature names and its parameters. Priced by the trainer while it
+    /// grows the model and by cross-validation for the models it keeps.
+    pub fn max_bytes(params: &TrainParams, feature_names_bytes: u64) -> u64 {
+        let n = params.n_estimators as u64;
+        n * (super::tree::Tree::max_bytes(params.max_depth) + std::mem::size_of::<IterLog>() as u64)
+            + feature_names_bytes
+            + params.class.len() as u64
+            + params
+                .cache_dir
+                .as_ref()
+                .map_or(0, |d| d.as_os_str().len() as u64)
+    }
+
     pub(super) fn new(
         params: &TrainParams,
         base_margin: f32,

@@ -67,6 +67,8 @@ pub struct TrainShape {
     pub threads: u64,
     /// Histogram slots of one node, all features together (at most 256 a feature).
     pub hist_slots: u64,
+    /// The model while it grows ([`model_bytes`]).
+    pub model_bytes: u64,
 }
 
 /// The parts a training run must hold in memory, and the cache it writes to disk.
@@ -74,6 +76,7 @@ pub struct TrainShape {
 pub struct TrainNeeds {
     pub state_bytes: u64,
     pub histogram_bytes: u64,
+    pub model_bytes: u64,
     pub min_page_bytes: u64,
     pub cache_bytes: u64,
 }
@@ -107,6 +110,7 @@ impl TrainShape {
         TrainNeeds {
             state_bytes: self.rows * STATE_BYTES_PER_ROW,
             histogram_bytes: per_node * nodes + bucket_bytes(self.max_depth, self.threads),
+            model_bytes: self.model_bytes,
             min_page_bytes: (MIN_PAGE_ROWS as f64 * self.row_bytes()).ceil() as u64,
             cache_bytes: (self.rows as f64 * self.row_bytes()).ceil() as u64,
         }
@@ -116,13 +120,13 @@ impl TrainShape {
     pub fn min_budget(&self) -> u64 {
         let n = self.needs();
         // Streaming reads the next page while it works on one.
-        n.state_bytes + n.histogram_bytes + 2 * n.min_page_bytes
+        n.state_bytes + n.histogram_bytes + n.model_bytes + 2 * n.min_page_bytes
     }
 
     /// How training runs with `budget` bytes.
     pub fn at_budget(&self, budget: u64) -> BudgetFit {
         let n = self.needs();
-        let fixed = n.state_bytes + n.histogram_bytes;
+        let fixed = n.state_bytes + n.histogram_bytes + n.model_bytes;
         let fits = budget >= self.min_budget();
         let room = budget.saturating_sub(fixed);
         BudgetFit {
@@ -136,6 +140,13 @@ impl TrainShape {
             },
         }
     }
+}
+
+/// Heap bytes of the model while it trains: its finished trees, and the one growing (whose
+/// arrays may have doubled).
+pub fn model_bytes(params: &TrainParams, feature_names_bytes: u64) -> u64 {
+    super::Model::max_bytes(params, feature_names_bytes)
+        + 2 * super::tree::Tree::max_nodes(params.max_depth) * super::tree::NODE_BYTES
 }
 
 /// Heap bytes the trainer needs: per-row state, and the histogram pool for nodes of
@@ -205,6 +216,7 @@ mod tests {
             max_depth: 6,
             threads: 2,
             hist_slots: 124 * 256,
+            model_bytes: 1000,
         }
     }
 
@@ -213,10 +225,10 @@ mod tests {
         let s = shape();
         assert_eq!(
             s.min_budget(),
-            // State, histograms (8-byte slots, (3 + 2 threads) << 4 nodes), two pages, and
+            // State, histograms (8-byte slots, (3 + 2 threads) << 4 nodes), the model, two pages, and
             // per thread the level pass's row buckets for 8,192 rows and 32 slots: two u32
             // and one packed i64 a row, one (usize, usize) a slot.
-            2_500_000 * 42 + 124 * 256 * 8 * (5 * 16) + 2 * 16384 * 124 + 2 * (8192 * 16 + 33 * 16)
+            2_500_000 * 42 + 124 * 256 * 8 * (5 * 16) + 1000 + 2 * 16384 * 124 + 2 * (8192 * 16 + 33 * 16)
         );
         assert!(!s.at_budget(s.min_budget() - 1).fits);
         assert!(s.at_budget(s.min_budget()).fits);

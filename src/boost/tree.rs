@@ -138,7 +138,36 @@ pub struct Tree {
     pub sum_hess: Vec<f32>,
 }
 
+/// Heap bytes of one node: the ten per-node arrays' elements.
+pub const NODE_BYTES: u64 = 3 * 4 + 4 + 2 + 4 + 1 + 4 + 4 + 4;
+
 impl Tree {
+    /// Nodes of a tree of depth `max_depth` at most (every level full).
+    pub fn max_nodes(max_depth: usize) -> u64 {
+        (1u64 << (max_depth.min(30) + 1)) - 1
+    }
+
+    /// Heap bytes a finished tree holds at most, once [`Self::shrink_to_fit`]: its nodes,
+    /// plus its own slot in the model's list.
+    pub fn max_bytes(max_depth: usize) -> u64 {
+        Self::max_nodes(max_depth) * NODE_BYTES + std::mem::size_of::<Tree>() as u64
+    }
+
+    /// Drops the room the arrays grew into, so that a kept tree holds what
+    /// [`Self::max_bytes`] prices: growth doubles capacity, and a model keeps hundreds of trees.
+    pub fn shrink_to_fit(&mut self) {
+        self.left.shrink_to_fit();
+        self.right.shrink_to_fit();
+        self.parent.shrink_to_fit();
+        self.feature.shrink_to_fit();
+        self.split_bin.shrink_to_fit();
+        self.threshold.shrink_to_fit();
+        self.default_left.shrink_to_fit();
+        self.value.shrink_to_fit();
+        self.loss_change.shrink_to_fit();
+        self.sum_hess.shrink_to_fit();
+    }
+
     /// A tree of one leaf.
     pub fn root(weight: f32, sum_hess: f32) -> Self {
         Self {

@@ -24,6 +24,23 @@ pub const EVAL_BYTES_PER_ROW: u64 = 53;
 /// [`CURVE_POINTS`] points, and 64 KiB for the reliability bins and the per-fold figures.
 pub const REPORT_BYTES: u64 = 16 * CURVE_POINTS as u64 * 16 + (64 << 10);
 
+/// Heap per gene of the eval stage: its row of `gene_metrics.tsv` (kept in the report), its
+/// top-k figures for the two splice classes of the meta and base models while its fold is
+/// scored, and its entry in the fold's row count.
+pub const EVAL_BYTES_PER_GENE: u64 =
+    (std::mem::size_of::<GeneRow>() + 4 * std::mem::size_of::<GeneTopK>() + 48) as u64;
+
+/// Heap of the eval stage for `rows` out-of-fold predictions of `genes` genes.
+pub fn eval_bytes(rows: u64, genes: u64) -> u64 {
+    rows * EVAL_BYTES_PER_ROW + genes * EVAL_BYTES_PER_GENE + REPORT_BYTES
+}
+
+/// Heap of the report once returned, which cross-validation keeps: the curves and figures,
+/// a row per gene, and the fitted calibration (known only once fitted).
+pub fn report_bytes(genes: u64) -> u64 {
+    REPORT_BYTES + genes * std::mem::size_of::<GeneRow>() as u64
+}
+
 /// Points kept per curve in the report.
 const CURVE_POINTS: usize = 400;
 /// Bins of the reliability curves and of the expected calibration error.
@@ -205,23 +222,59 @@ pub struct Report {
     pub method: Method,
 }
 
-/// Summed importance of the fold models, per class.
+/// One feature's importance summed over a class's fold models.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FeatureSum {
+    pub gain: f64,
+    pub cover: f64,
+    pub splits: u64,
+    /// Models with at least one split on the feature.
+    pub models: u64,
+    /// The last model (by count) that split on it, so each model counts once.
+    last: u64,
+}
+
+/// Summed importance of the fold models, per class: one entry per feature, in the models'
+/// feature order, so that its size is known before the first fold ([`Self::bytes`]).
 #[derive(Default)]
 pub struct ImportanceSum {
-    /// (class, feature) → gain, cover, splits, models using it.
-    pub sums: BTreeMap<(usize, String), (f64, f64, u64, u64)>,
+    pub features: Vec<String>,
+    pub sums: [Vec<FeatureSum>; 3],
     pub models: [u64; 3],
 }
 
 impl ImportanceSum {
+    /// Heap bytes for `n_features` features whose names take `names_bytes`.
+    pub fn bytes(n_features: usize, names_bytes: u64) -> u64 {
+        names_bytes + 3 * (n_features * std::mem::size_of::<FeatureSum>()) as u64
+    }
+
+    pub fn new(features: Vec<String>) -> Self {
+        let n = features.len();
+        Self {
+            features,
+            sums: std::array::from_fn(|_| vec![FeatureSum::default(); n]),
+            models: [0; 3],
+        }
+    }
+
+    /// Adds a model of `class`, trained on these features.
     pub fn add(&mut self, class: usize, model: &Model) {
+        debug_assert_eq!(model.features, self.features);
         self.models[class] += 1;
-        for i in model.importance() {
-            let e = self.sums.entry((class, i.feature)).or_default();
-            e.0 += i.gain;
-            e.1 += i.cover;
-            e.2 += i.weight;
-            e.3 += 1;
+        let id = self.models[class];
+        let sums = &mut self.sums[class];
+        for t in &model.trees {
+            for n in (0..t.len()).filter(|&n| !t.is_leaf(n)) {
+                let e = &mut sums[t.feature[n] as usize];
+                e.gain += t.loss_change[n] as f64;
+                e.cover += t.sum_hess[n] as f64;
+                e.splits += 1;
+                if e.last != id {
+                    e.last = id;
+                    e.models += 1;
+                }
+            }
         }
     }
 }
@@ -427,14 +480,15 @@ pub(crate) fn evaluate(
     res: &mut MemoryReservation,
 ) -> anyhow::Result<Report> {
     let n = st.fold.iter().filter(|&&f| f != EXCLUDED).count() as u64;
-    let need = n * EVAL_BYTES_PER_ROW + REPORT_BYTES;
+    let n_genes: u64 = folds.genes.iter().sum();
+    let need = eval_bytes(n, n_genes);
     res.require(need, format!("scoring {n} out-of-fold predictions"))?;
     res.try_grow(need)?;
     let calibration = cross_fit(st, cv);
     let has_cal = calibration.is_some();
 
     let mut reports = vec![];
-    let mut genes = vec![];
+    let mut genes = Vec::with_capacity(n_genes as usize);
     for f in 0..cv.n_folds {
         let mut sub = Subset::new(st, |x| x as usize == f);
         let (mut r, meta, base) = part(st, &mut sub, cv, has_cal);

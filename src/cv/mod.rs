@@ -40,6 +40,11 @@ pub const BASE_COLUMNS: [&str; 3] = ["neither_score", "donor_score", "acceptor_s
 /// while they load.
 pub const CV_BYTES_PER_ROW: u64 = 1 + 1 + 4 + 12 + 12 + 12 + 4 + 1;
 
+/// Bytes per gene the `cv` stage holds besides the gene's id: its kept rows (`u64`), rows per
+/// class (3 × `u64`), ensemble member (`usize`), fold code and validation flag, and the fold
+/// assignment's and the ensemble draw's sort keys and order (3 × 8) while they run.
+pub const CV_BYTES_PER_GENE: u64 = 8 + 24 + 8 + 1 + 1 + 3 * 8;
+
 /// Files of a previous cross-validation run; `run` refuses an out_dir holding one unless
 /// told to overwrite.
 pub const OUTPUTS: [&str; 7] = [
@@ -368,6 +373,36 @@ pub fn cv_job(
         if !quiet && reused {
             eprintln!("cv: binned cache reused");
         }
+        // What the stage keeps beside its per-row state, priced once the cache tells the
+        // features and genes: the open cache, per gene its id and counts, the summed
+        // importance, the refitted models and the report (its calibration once fitted).
+        let names: Vec<String> = pages
+            .manifest
+            .cuts
+            .features
+            .iter()
+            .map(|f| f.name.clone())
+            .collect();
+        let names_bytes = crate::memory::names_bytes(&names);
+        let n_genes = pages.manifest.genes.len() as u64;
+        let held = pages.heap_bytes()
+            + crate::memory::names_bytes(&pages.manifest.genes)
+            + n_genes * CV_BYTES_PER_GENE
+            + evaluate::ImportanceSum::bytes(names.len(), names_bytes)
+            + 3 * cv.ensemble_size as u64 * crate::boost::Model::max_bytes(params, names_bytes)
+            + evaluate::report_bytes(n_genes);
+        res.require(
+            need + held,
+            format!(
+                "labels, folds and out-of-fold predictions for {n} rows; the binned cache's \
+                 manifest, {n_genes} genes, {} features' importance, {} refitted models of up \
+                 to {} trees and the report",
+                names.len(),
+                3 * cv.ensemble_size,
+                params.n_estimators
+            ),
+        )?;
+        res.try_grow(held)?;
         let genes = pages.manifest.genes.clone();
         let (labels, groups) = cache_rows(&pages)?;
         let mut fold = vec![0u8; n];
@@ -409,7 +444,7 @@ pub fn cv_job(
         }
         check_classes(&labels, &fold, cv.n_folds)?;
         let kept = fold.iter().filter(|&&f| f != EXCLUDED).count() as u64;
-        let eval_need = kept * evaluate::EVAL_BYTES_PER_ROW + evaluate::REPORT_BYTES;
+        let eval_need = evaluate::eval_bytes(kept, folds.genes.iter().sum());
         if eval_need > ctx.budget("eval") {
             return Err(too_small(
                 "eval",
@@ -461,7 +496,7 @@ pub fn cv_job(
             (cv.n_folds * 3 * params.n_estimators) as u64,
         );
         let mut fits = vec![];
-        let mut importance = evaluate::ImportanceSum::default();
+        let mut importance = evaluate::ImportanceSum::new(names);
         for f in 0..cv.n_folds {
             let seed_f = seed ^ ((f as u64 + 1) << 32);
             let valid_gene: Vec<bool> = genes
@@ -540,6 +575,10 @@ pub fn cv_job(
         bar.finish_and_clear();
 
         let report = ctx.stage("eval", |r| evaluate::evaluate(&mut st, &folds, cv, &fits, r))?;
+        // The calibration stays in the report, and the bundle takes a copy.
+        if let Some(c) = &report.calibration {
+            res.try_grow(2 * c.heap_bytes())?;
+        }
         ctx.stage("scan", |r| outputs::write_oof(&ds, &st, &genes, out_dir, r))?;
         pause_point("oof");
 

@@ -399,10 +399,10 @@ pub fn ranked(imp: &ImportanceSum) -> Vec<(usize, Ranked)> {
         .map(|c| {
             let k = imp.models[c].max(1) as f64;
             let mut rows: Ranked = imp
-                .sums
+                .features
                 .iter()
-                .filter(|((cc, _), _)| *cc == c)
-                .map(|((_, f), s)| (f.clone(), s.0 / k, s.1 / k, s.2 as f64 / k, s.3))
+                .zip(&imp.sums[c])
+                .map(|(f, s)| (f.clone(), s.gain / k, s.cover / k, s.splits as f64 / k, s.models))
                 .collect();
             rows.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
             (c, rows)

@@ -413,6 +413,20 @@ impl TryFrom<ClassCalibrationRepr> for ClassCalibration {
 }
 
 impl ClassCalibration {
+    /// Heap bytes it holds: an isotonic map's points (as many as the fit's blocks, so known
+    /// only once fitted).
+    pub fn heap_bytes(&self) -> u64 {
+        let points: usize = self
+            .calibrators
+            .iter()
+            .map(|c| match c {
+                Calibrator::Isotonic { x, y } => x.capacity() + y.capacity(),
+                _ => 0,
+            })
+            .sum();
+        (8 * points + self.calibrators.len() * std::mem::size_of::<Calibrator>()) as u64
+    }
+
     /// Fits calibrators to held-out probabilities `p` (one column per class code) and labels
     /// `y`. Splice mode calibrates s = p1 + p2 (summed in f32) against "y is 1 or 2".
     ///

@@ -83,6 +83,10 @@ pub struct DataFile {
     pub rows: u64,
     pub row_groups: usize,
     pub bytes: u64,
+    /// Heap its decoded footer takes while a scan has the file open: the Parquet metadata
+    /// and the Arrow schema made from it. Thousands of columns (dense 6-mers) make it
+    /// megabytes.
+    pub footer_bytes: u64,
 }
 
 /// How a feature's values are stored in the files.
@@ -212,6 +216,19 @@ impl MappedParquet {
         let meta = ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::new())
             .map_err(|e| not_parquet(e.to_string()))?;
         Ok(Self { map, bytes, meta })
+    }
+
+    /// Heap of the decoded footer: the metadata's own figure, and per Arrow field its
+    /// record, name and the reader's field tree (an estimate: arrow does not tell).
+    pub fn footer_bytes(&self) -> u64 {
+        let fields: u64 = self
+            .meta
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| (2 * std::mem::size_of::<arrow::datatypes::Field>() + f.name().len() + 64) as u64)
+            .sum();
+        self.meta.metadata().memory_size() as u64 + fields
     }
 
     /// Tells the kernel the bytes of a row group are no longer needed, so a long scan of a
@@ -637,6 +654,7 @@ impl Dataset {
                 rows,
                 row_groups: md.num_row_groups(),
                 bytes: mapped.bytes.len() as u64,
+                footer_bytes: mapped.footer_bytes(),
             });
         }
         let schema = Arc::new(Schema::new(

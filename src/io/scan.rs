@@ -149,7 +149,9 @@ impl<'a> ScanBuilder<'a> {
     /// The plan this scan would use with `available` bytes, without reserving them.
     pub fn plan(&self, available: u64) -> Result<ScanPlan, (u64, ScanPlan)> {
         let ds = self.dataset;
-        let mut fixed = self.feature_fixed_bytes;
+        // One file is open at a time, its footer decoded.
+        let footer = ds.files.iter().map(|f| f.footer_bytes).max().unwrap_or(0);
+        let mut fixed = self.feature_fixed_bytes + footer;
         let mut row = self.extra_row_bytes + self.feature_row_bytes;
         for name in &self.columns {
             let Some(i) = ds.column_index(name) else { continue };

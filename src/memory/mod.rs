@@ -37,6 +37,15 @@ pub use pool::{
 };
 pub use stages::{combine, RunSummary, StageRecord, Stages};
 
+/// Heap bytes of a list of names: the list's buffer and each name's bytes. What the rooms
+/// price for the feature and gene names they keep.
+pub fn names_bytes<S: AsRef<str>>(names: &[S]) -> u64 {
+    names
+        .iter()
+        .map(|s| (s.as_ref().len() + std::mem::size_of::<String>()) as u64)
+        .sum()
+}
+
 /// Peak resident set size of this process (VmHWM), in bytes, where the platform tells it.
 pub fn peak_rss_bytes() -> Option<u64> {
     proc_status_kib("VmHWM:").map(|k| k * 1024)
