@@ -489,6 +489,24 @@ proptest! {
 }
 
 /// A binned cache of a small synthetic dataset in `dir/c`.
+#[test]
+fn a_page_changed_on_disk_after_the_cache_was_opened_is_refused_when_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, _, pc) = small_cache(dir.path(), 6, 64);
+    pc.set_resident(false);
+    let mut buf = pc.page_buf();
+    pc.read_into(0, &mut buf).unwrap();
+    let bins = dir.path().join("c/bins.bin");
+    let mut bytes = std::fs::read(&bins).unwrap();
+    bytes[0] ^= 0xFF;
+    std::fs::write(&bins, &bytes).unwrap();
+    let err = format!("{:#}", pc.read_into(0, &mut buf).unwrap_err());
+    assert!(
+        err.contains("page 0") && err.contains("checksum") && err.contains("bins.bin"),
+        "{err}"
+    );
+}
+
 fn small_cache(dir: &Path, genes: usize, max_bin: usize) -> (Dataset, Cuts, PageCache) {
     let data = synth(dir, "h", genes, genes.div_ceil(2));
     let cfg = spliceboost::run::config::DatasetConfig {

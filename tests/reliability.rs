@@ -345,3 +345,119 @@ fn second_run_on_the_same_out_dir_is_refused_while_the_first_runs() {
     drop(first);
     assert_eq!(files_of(&out), before);
 }
+
+/// The checkpoint files in the binned cache under `out`.
+fn checkpoints_under(out: &Path) -> Vec<PathBuf> {
+    let mut found = vec![];
+    for cache in std::fs::read_dir(out.join("cache")).unwrap().flatten() {
+        for f in std::fs::read_dir(cache.path()).unwrap().flatten() {
+            if f.file_name().to_string_lossy().starts_with("checkpoint-") {
+                found.push(f.path());
+            }
+        }
+    }
+    found
+}
+
+/// model.json with the log's seconds zeroed: the only numbers that differ between two runs.
+fn model_without_timings(path: &Path) -> String {
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    for it in m["log"].as_array_mut().unwrap() {
+        it["seconds"] = serde_json::Value::from(0);
+    }
+    m.to_string()
+}
+
+#[test]
+fn a_training_killed_between_trees_resumes_from_its_checkpoint_and_ends_with_the_same_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = synth_small(d, 15);
+    let config = |name: &str| {
+        let path = d.join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "[run]\nout_dir = {:?}\nprogress = false\n[dataset]\npath = {:?}\n[memory]\ntotal = \"1GiB\"\n\
+                 [train]\nclass = \"acceptor\"\nn_estimators = 14\nmax_depth = 3\nsubsample = 0.8\n\
+                 colsample_bytree = 0.8\nearly_stopping_rounds = 20\ncheckpoint_every = 4\n",
+                d.join(name).display().to_string(),
+                data.display().to_string()
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let (a, b) = (config("a"), config("b"));
+    let (code, _, err) = run(&["train", a.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        checkpoints_under(&d.join("a")),
+        Vec::<PathBuf>::new(),
+        "a finished training leaves none"
+    );
+
+    // Killed just after its first checkpoint (4 trees), while it grows the fifth.
+    let running =
+        start_paused(&["train", b.to_str().unwrap()], "checkpoint").expect("pauses at the checkpoint");
+    drop(running);
+    assert_eq!(checkpoints_under(&d.join("b")).len(), 1);
+    let (code, _, err) = run(&["train", b.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("note: 4 trees taken from the checkpoint of an interrupted run"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(d.join("a/model.xgb.json")).unwrap(),
+        std::fs::read(d.join("b/model.xgb.json")).unwrap()
+    );
+    assert_eq!(
+        model_without_timings(&d.join("a/model.json")),
+        model_without_timings(&d.join("b/model.json"))
+    );
+    assert_eq!(checkpoints_under(&d.join("b")), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn a_cross_validation_killed_after_a_fold_model_reuses_it_and_writes_the_same_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = synth_small(d, 15);
+    let cfg = cv_config(d, &data, "");
+    let args = |out: &str| {
+        vec![
+            "run".to_string(),
+            cfg.to_str().unwrap().to_string(),
+            "--set".into(),
+            format!("run.out_dir={:?}", d.join(out).display().to_string()),
+            "--set".into(),
+            "train.checkpoint_every=3".into(),
+        ]
+    };
+    let a = args("a");
+    let (code, _, err) = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{err}");
+
+    let b = args("b");
+    let b: Vec<&str> = b.iter().map(String::as_str).collect();
+    drop(start_paused(&b, "fold").expect("pauses after the first fold model"));
+    let (code, _, err) = run(&b);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.lines().any(|l| l.starts_with("note: fold 1/3 neither: ")
+            && l.ends_with("trees taken from the checkpoint of an interrupted run")),
+        "{err}"
+    );
+    for f in [
+        "oof_predictions.parquet",
+        "metrics_aggregate.json",
+        "feature_importance.tsv",
+    ] {
+        assert!(
+            std::fs::read(d.join("a").join(f)).unwrap() == std::fs::read(d.join("b").join(f)).unwrap(),
+            "{f} differs"
+        );
+    }
+    assert_eq!(checkpoints_under(&d.join("b")), Vec::<PathBuf>::new());
+}

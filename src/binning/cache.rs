@@ -688,12 +688,19 @@ impl PageCache {
             return Ok(());
         }
         let len = self.manifest.page_len(i) as usize;
-        buf.read(&self.file, self.manifest.pages[i].offset, len)
-            .map_err(|e| {
-                InputError::new(format!("cannot read page {i} of the binned cache ({e})"))
-                    .file(self.dir.join("bins.bin"))
-                    .hint(HINT)
-            })?;
+        let info = self.manifest.pages[i];
+        let bad = |why: String| {
+            InputError::new(format!("cannot read page {i} of the binned cache ({why})"))
+                .file(self.dir.join("bins.bin"))
+                .hint(HINT)
+        };
+        buf.read(&self.file, info.offset, len)
+            .map_err(|e| bad(e.to_string()))?;
+        // The cache was checked whole when it was opened, but a streamed pass reads it
+        // again and again for hours: a page changed on disk since is refused, not trained on.
+        if super::checksum::xxh64(buf.bytes(len)) != info.checksum {
+            return Err(bad("it does not match its checksum in the cache manifest".into()).into());
+        }
         buf.page = Some(i);
         Ok(())
     }

@@ -10,6 +10,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
+use super::checkpoint::{replay, Checkpoints};
 use super::grow::{grow, Gradients};
 use super::hist::{page_features, QPair, Quantizer};
 use super::sizing::{model_bytes, train_bytes};
@@ -50,6 +51,11 @@ pub struct Fit {
     /// stopping, those up to the best iteration. Rows left out of training ([`Role::Skip`])
     /// are routed through every tree too, so these are their out-of-sample predictions.
     pub margin: Vec<f32>,
+    /// The checkpoint holding this whole training (with `train.checkpoint_every`), which
+    /// the job removes once its outputs are written.
+    pub checkpoint: Option<std::path::PathBuf>,
+    /// Trees taken from a checkpoint instead of grown.
+    pub resumed: usize,
 }
 
 /// Trains one model on the cached rows. `roles` says which rows train and which validate;
@@ -162,8 +168,48 @@ pub fn fit(
     let mut trees: Vec<Tree> = Vec::with_capacity(params.n_estimators);
     let mut log: Vec<IterLog> = Vec::with_capacity(params.n_estimators);
     let mut best: Option<(usize, f64)> = None;
+    let mut stopped = false;
+    let mut seconds_before = 0.0;
+    let mut resumed = 0;
+    let checkpoints = Checkpoints::of(cache, params, seed, roles);
+    if let Some(c) = checkpoints.as_ref().map(Checkpoints::load).transpose()?.flatten() {
+        // Read trees may hold twice their nodes until trimmed: a second model's room while
+        // they load.
+        let loading = model_bytes;
+        res.try_grow(loading)?;
+        let bad = |why: String| {
+            InputError::new(format!("training checkpoint does not fit this training: {why}"))
+                .file(&checkpoints.as_ref().expect("loaded from it").path)
+                .hint("delete the file; the training then starts from its first tree")
+        };
+        if c.base_margin.to_bits() != base.to_bits() || c.trees.len() > params.n_estimators {
+            return Err(bad(format!(
+                "base margin {} or {} trees",
+                c.base_margin,
+                c.trees.len()
+            ))
+            .into());
+        }
+        for (t, mut tree) in c.trees.into_iter().enumerate() {
+            tree.check(nf).map_err(|e| bad(format!("tree {t}: {e}")))?;
+            tree.shrink_to_fit();
+            trees.push(tree);
+        }
+        res.shrink(loading);
+        let snapshot = c.best_iteration.filter(|_| params.early_stopping_rounds > 0);
+        replay(cache, &trees, &mut margin, snapshot, &mut best_margin)?;
+        resumed = trees.len();
+        c.log.iter().for_each(&mut on_iter);
+        seconds_before = c.log.last().map_or(0.0, |l| l.seconds);
+        log.extend(c.log);
+        best = c.best_iteration.zip(c.best_score);
+        stopped = c.stopped;
+    }
     let t0 = Instant::now();
-    for t in 0..params.n_estimators {
+    for t in trees.len()..params.n_estimators {
+        if stopped {
+            break;
+        }
         // Row subsample: a row trains this tree when its draw falls under the rate.
         weight.par_iter_mut().enumerate().for_each(|(i, w)| {
             *w = if params.subsample < 1.0 && draw(seed, t, i) >= params.subsample {
@@ -205,7 +251,7 @@ pub fn fit(
             iteration: t,
             train_loss,
             valid_score,
-            seconds: t0.elapsed().as_secs_f64(),
+            seconds: seconds_before + t0.elapsed().as_secs_f64(),
         };
         on_iter(&entry);
         log.push(entry);
@@ -230,9 +276,20 @@ pub fn fit(
             if params.early_stopping_rounds > 0
                 && best.is_some_and(|(bi, _)| t - bi >= params.early_stopping_rounds)
             {
-                break;
+                stopped = true;
             }
         }
+        if let Some(c) = &checkpoints {
+            if !stopped && (t + 1) % c.every == 0 && t + 1 < params.n_estimators {
+                c.save(base, best, false, &log, &trees)?;
+                crate::memory::pause_point("checkpoint");
+            }
+        }
+    }
+    // The last checkpoint holds the whole training, so that a job killed after it (a
+    // cross-validation's later folds, its outputs) replays this model instead of growing it.
+    if let Some(c) = &checkpoints {
+        c.save(base, best, stopped, &log, &trees)?;
     }
     if params.early_stopping_rounds > 0 {
         if let Some((bi, _)) = best {
@@ -248,7 +305,12 @@ pub fn fit(
         best,
         log,
     );
-    Ok(Fit { model, margin })
+    Ok(Fit {
+        model,
+        margin,
+        checkpoint: checkpoints.map(|c| c.path),
+        resumed,
+    })
 }
 
 /// Mean training loss (log loss, or RMSE for squared error) over the training rows, summed

@@ -7,6 +7,7 @@
 //! needs, priced before any work) and [`model`] (the saved model, its checks and its XGBoost
 //! export). Features stay on disk in the page cache and are read one page at a time.
 
+pub mod checkpoint;
 pub mod fit;
 mod grow;
 pub mod hist;

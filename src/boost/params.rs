@@ -76,6 +76,11 @@ pub struct TrainParams {
     /// Share of genes held out for validation (0 for none).
     #[serde(default = "d_valid")]
     pub valid_fraction: f64,
+    /// Write the training's state every this many trees (0: never), so that a killed
+    /// training resumes there; the checkpoints live in the binned cache's directory. It does
+    /// not change the model, so a model does not record it.
+    #[serde(default, skip_serializing)]
+    pub checkpoint_every: usize,
     /// Where binned page caches live; default `<run.out_dir>/cache`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_dir: Option<std::path::PathBuf>,

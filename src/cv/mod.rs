@@ -190,19 +190,6 @@ pub struct CvOutcome {
     pub base_skipped: Option<String>,
 }
 
-/// A test hook: when the environment variable `SPLICEBOOST_TEST_PAUSE_AT` names `point`,
-/// says so on standard error and waits (at most five minutes) to be killed, so that tests
-/// can kill a run at a known point. Points: `fold` (the first fold model trained), `oof`
-/// (`oof_predictions.parquet` written), `refit` (the first final model trained), `publish`
-/// (the first output moved into place). Does nothing when the variable is unset.
-#[doc(hidden)]
-pub fn pause_point(point: &str) {
-    if std::env::var_os("SPLICEBOOST_TEST_PAUSE_AT").is_some_and(|v| v == point) {
-        eprintln!("paused at {point}");
-        std::thread::sleep(std::time::Duration::from_secs(300));
-    }
-}
-
 /// Refuses a group column that cannot name genes: floating-point or boolean values would
 /// make each distinct number (or two values) a "gene", and the folds meaningless.
 pub fn check_group_column(ds: &Dataset) -> Result<(), InputError> {
@@ -496,6 +483,7 @@ pub fn cv_job(
             (cv.n_folds * 3 * params.n_estimators) as u64,
         );
         let mut fits = vec![];
+        let mut checkpoints = vec![];
         let mut importance = evaluate::ImportanceSum::new(names);
         for f in 0..cv.n_folds {
             let seed_f = seed ^ ((f as u64 + 1) << 32);
@@ -527,6 +515,7 @@ pub fn cv_job(
                 p.valid_fraction = cv.valid_size;
                 bar.set_prefix(format!("fold {}/{} {class:>8}", f + 1, cv.n_folds));
                 let (oof_c, st_ro) = (&mut st.oof[c], (&st.fold, &st.labels));
+                let mut resumed = 0;
                 let model = ctx.stage("train", |r| {
                     let roles: Vec<Role> = (0..n).map(role).collect();
                     ff.train_rows = roles.iter().filter(|&&x| x == Role::Train).count();
@@ -545,12 +534,21 @@ pub fn cv_job(
                             *o = p.objective.transform(fitted.margin[i]);
                         }
                     }
+                    checkpoints.extend(fitted.checkpoint);
+                    resumed = fitted.resumed;
                     Ok(fitted.model)
                 })?;
+                if resumed > 0 {
+                    eprintln!(
+                        "note: fold {}/{} {class}: {resumed} trees taken from the checkpoint of an interrupted run",
+                        f + 1,
+                        cv.n_folds
+                    );
+                }
                 ff.trees[c] = model.trees.len();
                 ff.best_iteration[c] = model.best_iteration;
                 importance.add(c, &model);
-                pause_point("fold");
+                crate::memory::pause_point("fold");
                 if !quiet {
                     let line = format!(
                         "fold {}/{} {class:>8}: {} trees{}",
@@ -580,7 +578,7 @@ pub fn cv_job(
             res.try_grow(2 * c.heap_bytes())?;
         }
         ctx.stage("scan", |r| outputs::write_oof(&ds, &st, &genes, out_dir, r))?;
-        pause_point("oof");
+        crate::memory::pause_point("oof");
 
         // The final model: every kept gene, as many trees as the folds found best.
         let refit_trees: [usize; 3] = std::array::from_fn(|c| refit_rounds(&fits, c, params.n_estimators));
@@ -608,16 +606,28 @@ pub fn cv_job(
                             }
                         })
                         .collect();
-                    Ok(fit(&pages, &st.labels, &roles, &p, seed, r, |_| bar.inc(1))?.model)
+                    let fitted = fit(&pages, &st.labels, &roles, &p, seed, r, |_| bar.inc(1))?;
+                    if fitted.resumed > 0 {
+                        eprintln!(
+                            "note: final model {m} {}: {} trees taken from the checkpoint of an interrupted run",
+                            CLASS_NAMES[c], fitted.resumed
+                        );
+                    }
+                    checkpoints.extend(fitted.checkpoint);
+                    Ok(fitted.model)
                 })?;
                 members.push(model);
-                pause_point("refit");
+                crate::memory::pause_point("refit");
             }
         }
         bar.finish_and_clear();
         let bundle = Bundle::new(models, report.calibration.clone(), job.config_toml.clone())
             .map_err(anyhow::Error::msg)?;
         bundle.save(&out_dir.join("model_bundle.json"))?;
+        // Every model is written: nothing is left to resume.
+        for p in &checkpoints {
+            crate::boost::checkpoint::remove_checkpoint(p)?;
+        }
         let rows = st.fold.iter().filter(|&&f| f != EXCLUDED).count() as u64;
         let outcome = CvOutcome {
             genes: folds.genes.iter().sum(),

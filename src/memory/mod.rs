@@ -35,7 +35,7 @@ pub use budgets::{Budget, MemoryConfig, STAGES};
 pub use pool::{
     fmt_bytes, suggest_budget, ConsumerStats, MemoryConsumer, MemoryError, MemoryPool, MemoryReservation,
 };
-pub use stages::{combine, RunSummary, StageRecord, Stages};
+pub use stages::{combine, pause_point, RunSummary, StageRecord, Stages};
 
 /// Heap bytes of a list of names: the list's buffer and each name's bytes. What the rooms
 /// price for the feature and gene names they keep.

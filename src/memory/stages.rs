@@ -190,3 +190,16 @@ impl Stages {
         }
     }
 }
+
+/// A test hook: when the environment variable `SPLICEBOOST_TEST_PAUSE_AT` names `point`,
+/// says so on standard error and waits (at most five minutes) to be killed, so that tests
+/// can kill a run at a known point. Points: `fold` (the first fold model trained), `oof`
+/// (`oof_predictions.parquet` written), `refit` (the first final model trained), `publish`
+/// (the first output moved into place), `checkpoint` (the first training checkpoint written). Does nothing when the variable is unset.
+#[doc(hidden)]
+pub fn pause_point(point: &str) {
+    if std::env::var_os("SPLICEBOOST_TEST_PAUSE_AT").is_some_and(|v| v == point) {
+        eprintln!("paused at {point}");
+        std::thread::sleep(std::time::Duration::from_secs(300));
+    }
+}

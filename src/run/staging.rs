@@ -209,7 +209,7 @@ fn apply(staging: &Path, out_dir: &Path, ops: &[Op], pause: bool) -> Result<(), 
             }
         }
         if pause && i == 0 {
-            crate::cv::pause_point("publish");
+            crate::memory::pause_point("publish");
         }
     }
     Ok(())

@@ -7,9 +7,10 @@
 
 use std::path::Path;
 
+use crate::boost::checkpoint::remove_checkpoint;
 use crate::boost::progress::tree_bar;
 use crate::boost::sizing::binned_cache;
-use crate::boost::{train, Model, Role, TrainParams};
+use crate::boost::{fit, Model, Role, TrainParams};
 use crate::cv::folds::gene_is_valid;
 use crate::io::{write_lines, write_table, Dataset};
 
@@ -67,7 +68,7 @@ pub fn train_job(
         )?;
         let bar = tree_bar(!quiet && cfg.run.progress, params.n_estimators as u64);
         bar.set_prefix("train");
-        let model = train(&pages, &labels, &roles, params, cfg.run.seed, res, |it| {
+        let fitted = fit(&pages, &labels, &roles, params, cfg.run.seed, res, |it| {
             bar.inc(1);
             bar.set_message(match it.valid_score {
                 Some(v) => format!("train {:.5} valid {:.5}", it.train_loss, v),
@@ -75,8 +76,17 @@ pub fn train_job(
             });
         })?;
         bar.finish_and_clear();
-        Ok((model, train_rows, valid_rows))
+        Ok((fitted, train_rows, valid_rows))
     })?;
+    let crate::boost::Fit {
+        model,
+        checkpoint,
+        resumed,
+        ..
+    } = model;
+    if resumed > 0 {
+        eprintln!("note: {resumed} trees taken from the checkpoint of an interrupted run");
+    }
     model.save(&out_dir.join("model.json"))?;
     crate::io::write_bytes_atomic(
         &out_dir.join("model.xgb.json"),
@@ -110,6 +120,10 @@ pub fn train_job(
             ]
         }),
     )?;
+    // Everything is written: nothing is left to resume.
+    if let Some(p) = checkpoint {
+        remove_checkpoint(&p)?;
+    }
     Ok(Trained {
         model,
         cache_reused: reused,
