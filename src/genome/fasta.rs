@@ -39,12 +39,17 @@ pub struct FaiRecord {
 }
 
 impl FaiRecord {
-    /// Byte offset of 0-based base `i`.
+    /// Byte offset of 0-based base `i`; `u64::MAX` (past the end of any file) when a `.fai`'s
+    /// numbers overflow it.
     fn byte_of(&self, i: u64) -> u64 {
         if self.line_bases == 0 {
             return self.offset;
         }
-        self.offset + (i / self.line_bases) * self.line_width + i % self.line_bases
+        (i / self.line_bases)
+            .checked_mul(self.line_width)
+            .and_then(|b| b.checked_add(self.offset))
+            .and_then(|b| b.checked_add(i % self.line_bases))
+            .unwrap_or(u64::MAX)
     }
 }
 

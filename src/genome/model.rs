@@ -216,7 +216,8 @@ impl Gene {
 
     /// The gene's length in bases.
     pub fn len(&self) -> u64 {
-        self.end + 1 - self.start
+        // Not `end + 1 - start`, which overflows for a gene ending at position u64::MAX.
+        self.end - self.start + 1
     }
 
     /// Never true: a gene spans at least one base.

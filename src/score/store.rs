@@ -442,6 +442,29 @@ impl ScoreReader {
                         .file(&path)
                         .hint("delete the score directory (or run with --overwrite) to score again")
                 })?;
+            // The columns are read by position and type below: another layout is an error.
+            let (want, got) = (schema(), arrow::array::RecordBatchReader::schema(&reader));
+            let same = |a: &Field, b: &Field| a.name() == b.name() && a.data_type() == b.data_type();
+            if want.fields().len() != got.fields().len()
+                || !want.fields().iter().zip(got.fields()).all(|(a, b)| same(a, b))
+            {
+                let cols = |s: &Schema| {
+                    let c: Vec<String> = s
+                        .fields()
+                        .iter()
+                        .map(|f| format!("{} {}", f.name(), f.data_type()))
+                        .collect();
+                    c.join(", ")
+                };
+                return Err(InputError::new(format!(
+                    "not a score file: its columns are ({}), not ({})",
+                    cols(&got),
+                    cols(&want)
+                ))
+                .file(&path)
+                .hint("delete the score directory (or run with --overwrite) to score again")
+                .into());
+            }
             self.batches = Some((path, reader));
         }
     }
