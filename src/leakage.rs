@@ -573,13 +573,7 @@ fn run(ds: &Dataset, opts: &LeakageOptions, budgets: &mut impl Budgets) -> anyho
     };
     let pages = PageCache::open(&dir, manifest).map_err(located)?;
     let aucs = budgets.stage("eval", |res| single_feature_auc(&pages, res))?;
-    let names: Vec<String> = pages
-        .manifest
-        .cuts
-        .features
-        .iter()
-        .map(|f| f.name.clone())
-        .collect();
+    let names: Vec<String> = pages.manifest.cuts.names();
     let mut report = LeakageReport::new(&names, &aucs, opts.threshold, pages.manifest.class_counts);
     report.cache_reused = reused;
     Ok(report)

@@ -89,6 +89,11 @@ pub struct Cuts {
 }
 
 impl Cuts {
+    /// The features' names, in cut order: what models and reports label them with.
+    pub fn names(&self) -> Vec<String> {
+        self.features.iter().map(|f| f.name.clone()).collect()
+    }
+
     /// Where each feature's slots start in a node's histogram; the last entry is the total.
     /// Features get only the slots they use, as LightGBM's bin offsets do: a k-mer count
     /// column with eight distinct values takes eight slots, not 256.

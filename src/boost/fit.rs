@@ -297,14 +297,7 @@ pub fn fit(
             margin = best_margin;
         }
     }
-    let model = Model::new(
-        params,
-        base,
-        cuts.features.iter().map(|f| f.name.clone()).collect(),
-        trees,
-        best,
-        log,
-    );
+    let model = Model::new(params, base, cuts.names(), trees, best, log);
     Ok(Fit {
         model,
         margin,

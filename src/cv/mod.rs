@@ -363,13 +363,7 @@ pub fn cv_job(
         // What the stage keeps beside its per-row state, priced once the cache tells the
         // features and genes: the open cache, per gene its id and counts, the summed
         // importance, the refitted models and the report (its calibration once fitted).
-        let names: Vec<String> = pages
-            .manifest
-            .cuts
-            .features
-            .iter()
-            .map(|f| f.name.clone())
-            .collect();
+        let names: Vec<String> = pages.manifest.cuts.names();
         let names_bytes = crate::memory::names_bytes(&names);
         let n_genes = pages.manifest.genes.len() as u64;
         let held = pages.heap_bytes()
