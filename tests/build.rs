@@ -482,6 +482,41 @@ fn an_interrupted_build_resumes_to_identical_files() {
 }
 
 #[test]
+fn a_build_killed_between_or_inside_batches_resumes_to_the_same_files() {
+    let f = Fixture::new();
+    f.write_scores(&planted(), 1);
+    let cfg = f.config("batch_genes = 1");
+    let args = ["build", cfg.to_str().unwrap()];
+    let (code, _, err) = run(&args);
+    assert_eq!(code, 0, "{err}");
+    let m = f.master();
+    let whole = files_of(&m);
+
+    // Killed once the first batch is listed: the rerun keeps it and builds the second.
+    std::fs::remove_dir_all(&m).unwrap();
+    kill_at(&args, "batch");
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("1 batches kept from an earlier run"), "{out}");
+    assert_eq!(files_of(&m), whole);
+
+    // Killed with the second batch written under its temporary name, not yet renamed.
+    std::fs::remove_dir_all(&m).unwrap();
+    let pid = kill_at(&args, "write batch_00001.parquet");
+    let tmp = format!(".spliceboost-{pid}-");
+    assert!(
+        hidden_in(&m).iter().any(|n| n.starts_with(&tmp)),
+        "{:?}",
+        hidden_in(&m)
+    );
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("1 batches kept from an earlier run"), "{out}");
+    assert_eq!(files_of(&m), whole);
+    assert!(hidden_in(&m).is_empty(), "{:?}", hidden_in(&m));
+}
+
+#[test]
 fn other_settings_are_refused_without_overwrite() {
     let f = Fixture::new();
     assert_eq!(f.build("").0, 0);

@@ -4,9 +4,8 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use common::*;
@@ -20,41 +19,6 @@ fn first_run(dir: &Path) -> (PathBuf, BTreeMap<String, Vec<u8>>) {
     let before = files_of(&dir.join("out"));
     assert!(before.contains_key("model_bundle.json"), "{:?}", before.keys());
     (cfg, before)
-}
-
-/// Kills the child (SIGKILL) when dropped, so a failing test leaves no process behind.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `args` with `SPLICEBOOST_TEST_PAUSE_AT=point` and waits until the run says it
-/// paused there. `None` when the run ended without pausing (its exit code and stderr).
-fn start_paused(args: &[&str], point: &str) -> Result<Running, (i32, String)> {
-    let mut child = Command::new(bin())
-        .args(args)
-        .arg("--quiet")
-        .env("SPLICEBOOST_TEST_PAUSE_AT", point)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut seen = String::new();
-    for line in BufReader::new(stderr).lines() {
-        let line = line.unwrap();
-        if line == format!("paused at {point}") {
-            return Ok(Running(child));
-        }
-        seen.push_str(&line);
-        seen.push('\n');
-    }
-    let code = child.wait().unwrap().code().unwrap_or(-1);
-    Err((code, seen))
 }
 
 /// Kills a second run (`--overwrite`, other parameters, so that every output would differ)
@@ -419,21 +383,43 @@ fn a_training_killed_between_trees_resumes_from_its_checkpoint_and_ends_with_the
     assert_eq!(checkpoints_under(&d.join("b")), Vec::<PathBuf>::new());
 }
 
-#[test]
-fn a_cross_validation_killed_after_a_fold_model_reuses_it_and_writes_the_same_results() {
+/// Hidden entries (`.cache-…`, `.staging-…`) anywhere under `dir`.
+fn hidden_under(dir: &Path) -> Vec<String> {
+    let mut found = vec![];
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            found.push(name);
+        } else if e.path().is_dir() {
+            found.extend(hidden_under(&e.path()));
+        }
+    }
+    found
+}
+
+/// Runs the small cross-validation (with `sets`) uninterrupted into `a`; then into `b`,
+/// killed at `point` (`left` checks what the kill left in `b`) and run again. Checks that
+/// `b`'s results are `a`'s byte for byte and returns the second run's stderr.
+fn killed_at_then_rerun_gives_the_uninterrupted_results(
+    point: &str,
+    sets: &[&str],
+    left: impl Fn(&Path),
+) -> String {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let data = synth_small(d, 15);
     let cfg = cv_config(d, &data, "");
     let args = |out: &str| {
-        vec![
+        let mut v = vec![
             "run".to_string(),
             cfg.to_str().unwrap().to_string(),
             "--set".into(),
             format!("run.out_dir={:?}", d.join(out).display().to_string()),
-            "--set".into(),
-            "train.checkpoint_every=3".into(),
-        ]
+        ];
+        for s in sets {
+            v.extend(["--set".to_string(), s.to_string()]);
+        }
+        v
     };
     let a = args("a");
     let (code, _, err) = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
@@ -441,14 +427,10 @@ fn a_cross_validation_killed_after_a_fold_model_reuses_it_and_writes_the_same_re
 
     let b = args("b");
     let b: Vec<&str> = b.iter().map(String::as_str).collect();
-    drop(start_paused(&b, "fold").expect("pauses after the first fold model"));
+    kill_at(&b, point);
+    left(&d.join("b"));
     let (code, _, err) = run(&b);
     assert_eq!(code, 0, "{err}");
-    assert!(
-        err.lines().any(|l| l.starts_with("note: fold 1/3 neither: ")
-            && l.ends_with("trees taken from the checkpoint of an interrupted run")),
-        "{err}"
-    );
     for f in [
         "oof_predictions.parquet",
         "metrics_aggregate.json",
@@ -459,5 +441,45 @@ fn a_cross_validation_killed_after_a_fold_model_reuses_it_and_writes_the_same_re
             "{f} differs"
         );
     }
+    assert_eq!(hidden_under(&d.join("b")), Vec::<String>::new());
     assert_eq!(checkpoints_under(&d.join("b")), Vec::<PathBuf>::new());
+    err
+}
+
+#[test]
+fn a_cross_validation_killed_after_a_fold_model_reuses_it_and_writes_the_same_results() {
+    let err =
+        killed_at_then_rerun_gives_the_uninterrupted_results("fold", &["train.checkpoint_every=3"], |_| {});
+    assert!(
+        err.lines().any(|l| l.starts_with("note: fold 1/3 neither: ")
+            && l.ends_with("trees taken from the checkpoint of an interrupted run")),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_run_killed_after_the_sketch_starts_again_and_gives_the_same_results() {
+    killed_at_then_rerun_gives_the_uninterrupted_results("sketch", &[], |b| {
+        assert_eq!(
+            hidden_under(b)
+                .iter()
+                .filter(|n| n.starts_with(".cache-"))
+                .count(),
+            0
+        );
+    });
+}
+
+#[test]
+fn a_run_killed_while_binning_removes_the_half_built_cache_and_gives_the_same_results() {
+    let err = killed_at_then_rerun_gives_the_uninterrupted_results("bin", &[], |b| {
+        let half = hidden_under(b);
+        assert!(half.iter().any(|n| n.starts_with(".cache-")), "{half:?}");
+    });
+    assert!(
+        err.lines().any(|l| l.starts_with("note: removed")
+            && l.contains(".cache-")
+            && l.contains("interrupted run")),
+        "{err}"
+    );
 }

@@ -470,6 +470,8 @@ pub fn build(
     for mut w in [bins, labels_out, groups_out] {
         w.flush()?;
     }
+    // Every page is in the temporary directory; the manifest that makes it a cache is not.
+    crate::memory::pause_point("bin");
     let manifest = CacheManifest {
         format: FORMAT.into(),
         version: VERSION,

@@ -342,6 +342,7 @@ pub fn sketch_dataset(
         )?;
         res.shrink(distinct);
     }
+    crate::memory::pause_point("sketch");
     Ok(Cuts {
         max_bin,
         features: done

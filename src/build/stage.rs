@@ -22,7 +22,7 @@ use super::rows::{gene_rows, row_bytes, schema, GeneInput, WindowSpec};
 use crate::error::InputError;
 use crate::genome::{Gene, Genome, SiteKind};
 use crate::memory::MemoryReservation;
-use crate::score::store::{BatchEntry, BatchKind, Manifest, ScoreReader, StoredGene};
+use crate::score::store::{BatchKind, Manifest, ScoreReader, StoredGene};
 
 /// The dataset's batch directory.
 pub const DATASET: BatchKind = BatchKind {
@@ -377,10 +377,7 @@ pub fn build_job(job: BuildJob<'_>, res: &mut MemoryReservation) -> anyhow::Resu
         summary.built_genes += genes.len() as u64;
         summary.rows += written;
         bar.inc(genes.len() as u64);
-        manifest
-            .batches
-            .push(BatchEntry::written(&master, name, genes, written)?);
-        manifest.write(&master)?;
+        manifest.add_batch(&master, name, genes, written)?;
         drop(batch);
         batch_res.free();
     }

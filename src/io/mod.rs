@@ -88,6 +88,9 @@ pub fn write_atomic<T>(
             .set_permissions(std::fs::Permissions::from_mode(0o644))
             .ok();
     }
+    if let Some(name) = path.file_name() {
+        crate::memory::pause_point(&format!("write {}", name.to_string_lossy()));
+    }
     tmp.persist(path)
         .map_err(|e| io_error(path, "cannot move the finished file into place", &e.error))?;
     Ok(out)

@@ -193,9 +193,13 @@ impl Stages {
 
 /// A test hook: when the environment variable `SPLICEBOOST_TEST_PAUSE_AT` names `point`,
 /// says so on standard error and waits (at most five minutes) to be killed, so that tests
-/// can kill a run at a known point. Points: `fold` (the first fold model trained), `oof`
-/// (`oof_predictions.parquet` written), `refit` (the first final model trained), `publish`
-/// (the first output moved into place), `checkpoint` (the first training checkpoint written). Does nothing when the variable is unset.
+/// can kill a run at a known point. Points: `batch` (the first score or dataset batch
+/// listed in its manifest), `write NAME` (the file NAME written under its temporary name, not
+/// yet renamed), `sketch` (the cuts found, nothing written), `bin` (every page of the cache
+/// written, its manifest not), `checkpoint` (the first training checkpoint written), `fold`
+/// (the first fold model trained), `oof` (`oof_predictions.parquet` written), `refit` (the
+/// first final model trained), `publish` (the first output moved into place). Does nothing
+/// when the variable is unset.
 #[doc(hidden)]
 pub fn pause_point(point: &str) {
     if std::env::var_os("SPLICEBOOST_TEST_PAUSE_AT").is_some_and(|v| v == point) {

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::config::{Flank, ScoreConfig};
 use super::import::{coverage_bytes, ScoreFile};
-use super::store::{self, BatchEntry, GeneWriter};
+use super::store::{self, GeneWriter};
 use super::{weights, SpliceAi};
 use crate::error::InputError;
 use crate::genome::{Gene, GeneStream, Genome, Strand};
@@ -316,10 +316,7 @@ pub fn score_job(job: ScoreJob<'_>, res: &mut MemoryReservation) -> anyhow::Resu
             scored_genes += genes.len() as u64;
             scored_positions += rows;
             let genes = genes.iter().map(|g| g.id.clone()).collect();
-            manifest
-                .batches
-                .push(BatchEntry::written(&out, name, genes, rows)?);
-            manifest.write(&out)?;
+            manifest.add_batch(&out, name, genes, rows)?;
         }
         manifest.complete = true;
         manifest.write(&out)?;

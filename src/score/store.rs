@@ -186,6 +186,21 @@ pub struct BatchEntry {
 }
 
 impl Manifest {
+    /// Lists the batch just written to `dir/file` and writes the manifest: from here on a
+    /// rerun keeps the batch.
+    pub fn add_batch(
+        &mut self,
+        dir: &Path,
+        file: String,
+        genes: Vec<String>,
+        rows: u64,
+    ) -> anyhow::Result<()> {
+        self.batches.push(BatchEntry::written(dir, file, genes, rows)?);
+        self.write(dir)?;
+        crate::memory::pause_point("batch");
+        Ok(())
+    }
+
     /// An empty score manifest for `settings`.
     pub fn new(settings: serde_json::Value) -> Self {
         Self::of(&SCORES, settings)

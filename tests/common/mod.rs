@@ -223,3 +223,49 @@ pub fn hidden_in(dir: &Path) -> Vec<String> {
     v.sort();
     v
 }
+
+/// Kills the child (SIGKILL) when dropped, so a failing test leaves no process behind.
+pub struct Running(pub std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `args` with `SPLICEBOOST_TEST_PAUSE_AT=point` and waits until the run says it
+/// paused there; the error holds the exit code and stderr of a run that ended without
+/// pausing.
+pub fn start_paused(args: &[&str], point: &str) -> Result<Running, (i32, String)> {
+    let mut child = std::process::Command::new(bin())
+        .args(args)
+        .arg("--quiet")
+        .env("SPLICEBOOST_TEST_PAUSE_AT", point)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut seen = String::new();
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+        let line = line.unwrap();
+        if line == format!("paused at {point}") {
+            return Ok(Running(child));
+        }
+        seen.push_str(&line);
+        seen.push('\n');
+    }
+    let code = child.wait().unwrap().code().unwrap_or(-1);
+    Err((code, seen))
+}
+
+/// Runs `args` until it pauses at `point`, kills it there (SIGKILL) and returns its pid.
+pub fn kill_at(args: &[&str], point: &str) -> u32 {
+    let mut running = start_paused(args, point)
+        .unwrap_or_else(|(code, err)| panic!("the run never paused at `{point}` (exit {code}): {err}"));
+    let pid = running.0.id();
+    running.0.kill().unwrap();
+    running.0.wait().unwrap();
+    pid
+}
