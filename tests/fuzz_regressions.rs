@@ -55,11 +55,27 @@ fn malformed_parquet_datasets_never_panic() {
     replay("parquet_scan", fuzz_targets::parquet_scan);
 }
 
-/// An open finding (docs/fuzzing.md): a Parquet file whose embedded Arrow schema (the
-/// `ARROW:schema` footer key) declares an integer of an unsupported bit width makes arrow-ipc
-/// panic while `Dataset::open` reads the footer. Ignored until fixed.
+/// Found by fuzzing: a Parquet file whose embedded Arrow schema (the `ARROW:schema` footer
+/// key) declares an integer of an unsupported bit width made arrow-ipc panic while the footer
+/// was read. It is now a one-line error naming the file, exit code 2.
 #[test]
-#[ignore = "open finding: arrow-ipc panics on a corrupt embedded Arrow schema (docs/fuzzing.md)"]
-fn corrupt_embedded_arrow_schema_is_an_error() {
-    replay("open/parquet_scan", fuzz_targets::parquet_scan);
+fn a_corrupt_embedded_arrow_schema_is_a_one_line_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("batch_00000.parquet");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/fuzz/parquet_scan/embedded_arrow_schema_int_bit_width.parquet"),
+        &file,
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_spliceboost"))
+        .arg("inspect")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("embedded Arrow schema"), "{err}");
+    assert!(err.contains(&file.display().to_string()), "{err}");
 }

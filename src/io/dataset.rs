@@ -213,8 +213,12 @@ impl MappedParquet {
             return Err(not_parquet("no PAR1 magic at its start and end".into()));
         }
         let bytes = Bytes::from_owner(MapOwner(map.clone()));
-        let meta = ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::new())
-            .map_err(|e| not_parquet(e.to_string()))?;
+        // arrow-ipc panics on some corrupt embedded Arrow schemas (`ARROW:schema`).
+        let meta = crate::error::catch_decoder_panic(|| {
+            ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::new())
+        })
+        .ok_or_else(|| not_parquet("its embedded Arrow schema (`ARROW:schema` metadata) is corrupt".into()))?
+        .map_err(|e| not_parquet(e.to_string()))?;
         Ok(Self { map, bytes, meta })
     }
 

@@ -84,8 +84,8 @@ impl Network {
                 .hint("delete it and let spliceboost download it again, or pass an intact copy")
         };
         // The reader is trusted with intact files; a damaged one must not take the run down.
-        let file = std::panic::catch_unwind(move || hdf5_pure::File::from_bytes(bytes))
-            .map_err(|_| bad_h5("the HDF5 reader failed on it".into()))?
+        let file = crate::error::catch_decoder_panic(move || hdf5_pure::File::from_bytes(bytes))
+            .ok_or_else(|| bad_h5("the HDF5 reader failed on it".into()))?
             .map_err(|e| bad_h5(e.to_string()))?;
         let read = || -> Result<Self, InputError> {
             let root = file.root();
@@ -106,8 +106,8 @@ impl Network {
                 .unwrap_or_default();
             build(&graph, &Weights { group: weights, path }, name)
         };
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(read))
-            .map_err(|_| bad_h5("the HDF5 reader failed on it".into()))?
+        crate::error::catch_decoder_panic(read)
+            .ok_or_else(|| bad_h5("the HDF5 reader failed on it".into()))?
     }
 
     /// Bytes of the weights held in memory.
