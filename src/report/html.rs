@@ -5,8 +5,9 @@
 //! anywhere the run's output is copied to (a laptop, an archive, a ticket), so it is one file:
 //! inline CSS, charts as inline SVG drawn by plotters, no JavaScript and nothing fetched from the
 //! network. Plotters is built without its `ttf` feature because the machines that produce reports
-//! have no system font libraries; the SVG backend then writes `<text>` elements and the browser
-//! lays the text out with its own fonts.
+//! have no system font libraries; the SVG backend writes `<text>` elements and the browser lays
+//! the text out with its own fonts, while plotters measures it with an embedded font
+//! ([`super::png`], which also draws the sweep's PNG charts).
 //!
 //! Inputs are plain, pre-computed data so that the page does not depend on how the evaluation
 //! computed them, and the tests can feed it made-up numbers.
@@ -296,21 +297,25 @@ fn figure(h: &mut String, svg: &str) {
     h.push_str("</figure>\n");
 }
 
-// The SVG backend only emits the family name; the browser picks the actual font.
-const FONT: &str = "sans-serif";
+// The SVG backend only emits the family name and the browser picks the actual font; plotters
+// measures text (and draws it into PNGs) with the embedded font registered under this name.
+pub(crate) const FONT: &str = "sans-serif";
 const CURVE_SIZE: (u32, u32) = (440, 400);
 const GRID_LIGHT: RGBColor = RGBColor(238, 238, 238);
 const GRID_BOLD: RGBColor = RGBColor(210, 210, 210);
 const REFERENCE: RGBColor = RGBColor(140, 140, 140);
 
-/// Colour-blind-friendly categorical colours (Okabe-Ito), the meta-model always first.
-const PALETTE: [RGBColor; 6] = [
+/// Colour-blind-friendly categorical colours (Okabe-Ito, then a dark grey), the meta-model
+/// always first; the sweep's charts have a line per stage and one for the whole run.
+const PALETTE: [RGBColor; 8] = [
     RGBColor(0, 114, 178),
     RGBColor(230, 159, 0),
     RGBColor(0, 158, 115),
     RGBColor(204, 121, 167),
     RGBColor(86, 180, 233),
     RGBColor(213, 94, 0),
+    RGBColor(90, 90, 90),
+    RGBColor(240, 228, 66),
 ];
 
 fn color(i: usize) -> RGBColor {
@@ -324,11 +329,20 @@ fn finish(mut svg: String) -> String {
     svg
 }
 
+/// A chart's drawing area, writing SVG into `svg`.
+fn svg_area(svg: &mut String, size: (u32, u32)) -> DrawingArea<SVGBackend<'_>, plotters::coord::Shift> {
+    super::png::register_font();
+    SVGBackend::with_string(svg, size).into_drawing_area()
+}
+
 /// Every chart's legend box.
-fn draw_legend<'a, CT: plotters::coord::CoordTranslate>(
-    chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
     position: SeriesLabelPosition,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
     chart
         .configure_series_labels()
         .position(position)
@@ -350,7 +364,7 @@ fn curve_chart(
 ) -> anyhow::Result<String> {
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, CURVE_SIZE).into_drawing_area();
+        let root = svg_area(&mut svg, CURVE_SIZE);
         root.fill(&WHITE)?;
         let mut chart = ChartBuilder::on(&root)
             .caption(title, (FONT, 18))
@@ -416,12 +430,50 @@ pub fn budget_chart(
     y_desc: &str,
     series: &[(String, Vec<(f64, f64)>)],
 ) -> anyhow::Result<String> {
-    let xs = series.iter().flat_map(|(_, p)| p.iter().map(|&(x, _)| x));
-    let (lo, hi) = xs.fold((f64::INFINITY, 0f64), |(lo, hi), x| (lo.min(x), hi.max(x)));
-    let (lo, hi) = if lo.is_finite() && hi > lo {
-        (lo / 1.3, hi * 1.3)
-    } else {
-        (1.0, 2.0)
+    let mut svg = String::new();
+    draw_budget_chart(svg_area(&mut svg, BUDGET_CHART_SIZE), title, y_desc, series)?;
+    Ok(finish(svg))
+}
+
+/// [`budget_chart`] as a PNG file.
+pub fn budget_chart_png(
+    title: &str,
+    y_desc: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+) -> anyhow::Result<Vec<u8>> {
+    super::png::register_font();
+    let (w, h) = BUDGET_CHART_SIZE;
+    let mut rgb = vec![0u8; (w * h * 3) as usize];
+    draw_budget_chart(
+        BitMapBackend::with_buffer(&mut rgb, BUDGET_CHART_SIZE).into_drawing_area(),
+        title,
+        y_desc,
+        series,
+    )?;
+    Ok(super::png::encode_rgb(w, h, &rgb))
+}
+
+const BUDGET_CHART_SIZE: (u32, u32) = (640, 400);
+
+fn draw_budget_chart<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    y_desc: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    // Ticks and grid lines at the budgets themselves.
+    let mut budgets: Vec<f64> = series
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|&(x, _)| x))
+        .collect();
+    budgets.sort_by(f64::total_cmp);
+    budgets.dedup();
+    let (lo, hi) = match (budgets.first(), budgets.last()) {
+        (Some(&lo), Some(&hi)) if lo > 0.0 => (lo / 1.3, hi * 1.3),
+        _ => (1.0, 2.0),
     };
     let top = series
         .iter()
@@ -429,38 +481,34 @@ pub fn budget_chart(
         .fold(0f64, f64::max)
         .max(1e-9)
         * 1.1;
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (640, 400)).into_drawing_area();
-        root.fill(&WHITE)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, (FONT, 18))
-            .margin(12)
-            .x_label_area_size(44)
-            .y_label_area_size(60)
-            .build_cartesian_2d((lo..hi).log_scale(), 0f64..top)?;
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FONT, 18))
+        .margin(12)
+        .x_label_area_size(44)
+        .y_label_area_size(60)
+        .build_cartesian_2d((lo..hi).log_scale().with_key_points(budgets), 0f64..top)?;
+    chart
+        .configure_mesh()
+        .x_desc("memory.total")
+        .y_desc(y_desc)
+        .x_label_formatter(&|v| fmt_bytes((*v * MIB) as u64))
+        .y_label_formatter(&|v| compact(*v))
+        .label_style((FONT, 13))
+        .axis_desc_style((FONT, 14))
+        .light_line_style(GRID_LIGHT)
+        .bold_line_style(GRID_BOLD)
+        .draw()?;
+    for (i, (label, points)) in series.iter().enumerate() {
+        let c = color(i);
         chart
-            .configure_mesh()
-            .x_desc("memory.total (MiB)")
-            .y_desc(y_desc)
-            .x_label_formatter(&|v| compact(*v))
-            .y_label_formatter(&|v| compact(*v))
-            .label_style((FONT, 13))
-            .axis_desc_style((FONT, 14))
-            .light_line_style(GRID_LIGHT)
-            .bold_line_style(GRID_BOLD)
-            .draw()?;
-        for (i, (label, points)) in series.iter().enumerate() {
-            let c = color(i);
-            chart
-                .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)).point_size(3))?
-                .label(label.as_str())
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c.stroke_width(2)));
-        }
-        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
-        root.present()?;
+            .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)).point_size(3))?
+            .label(label.as_str())
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c.stroke_width(2)));
     }
-    Ok(finish(svg))
+    draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+    root.present()?;
+    Ok(())
 }
 
 /// Width of one category on a category axis. Integer, because plotters only offers custom
@@ -487,7 +535,7 @@ fn at(i: usize, frac: f64) -> i32 {
 fn confusion_chart(name: &str, m: &Confusion) -> anyhow::Result<String> {
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (420, 400)).into_drawing_area();
+        let root = svg_area(&mut svg, (420, 400));
         root.fill(&WHITE)?;
         let mut chart = ChartBuilder::on(&root)
             .caption(format!("Confusion matrix: {name}"), (FONT, 18))
@@ -640,7 +688,7 @@ fn importance_chart(class: &str, features: &[(String, f64)]) -> anyhow::Result<S
 
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (380 + label_area, height)).into_drawing_area();
+        let root = svg_area(&mut svg, (380 + label_area, height));
         root.fill(&WHITE)?;
         let mut chart = ChartBuilder::on(&root)
             .caption(title, (FONT, 18))
@@ -700,7 +748,7 @@ fn memory_chart(stages: &[StageRecord]) -> anyhow::Result<String> {
 
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (width, 420)).into_drawing_area();
+        let root = svg_area(&mut svg, (width, 420));
         root.fill(&WHITE)?;
         let mut chart = ChartBuilder::on(&root)
             .caption("Memory per stage", (FONT, 18))

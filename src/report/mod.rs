@@ -2,6 +2,7 @@
 
 pub mod cv;
 pub mod html;
+pub mod png;
 
 use std::fmt;
 

@@ -7,7 +7,8 @@
 //! a row with its reason, not the end of the sweep. The stage budgets the config sets are
 //! scaled in proportion to `memory.total`; unset ones take their usual share. Results go to
 //! `<run.out_dir>/sweep/`: one run directory per budget, `sweep.tsv`, `sweep.json`, and
-//! `sweep.html` with the two charts (also written as `sweep_time.svg` and `sweep_memory.svg`).
+//! `sweep.html` with the two charts (also written as `sweep_time.svg` and `sweep_memory.svg`,
+//! and as PNG).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -318,7 +319,7 @@ fn series(
 
 fn write_outputs(dir: &Path, report: &SweepReport) -> anyhow::Result<()> {
     use crate::io::write_bytes_atomic;
-    use crate::report::html::{budget_chart, escape};
+    use crate::report::html::{budget_chart, budget_chart_png, escape};
     write_bytes_atomic(&dir.join("sweep.tsv"), tsv(report).as_bytes())?;
     write_bytes_atomic(
         &dir.join("sweep.json"),
@@ -338,6 +339,14 @@ fn write_outputs(dir: &Path, report: &SweepReport) -> anyhow::Result<()> {
     let memory_svg = budget_chart("Peak RSS per stage", "MiB", &memory)?;
     write_bytes_atomic(&dir.join("sweep_time.svg"), time_svg.as_bytes())?;
     write_bytes_atomic(&dir.join("sweep_memory.svg"), memory_svg.as_bytes())?;
+    write_bytes_atomic(
+        &dir.join("sweep_time.png"),
+        &budget_chart_png("Wall time per stage", "seconds", &time)?,
+    )?;
+    write_bytes_atomic(
+        &dir.join("sweep_memory.png"),
+        &budget_chart_png("Peak RSS per stage", "MiB", &memory)?,
+    )?;
     let mut h = String::from(
         "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>spliceboost sweep</title>\
          <style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}\
