@@ -598,8 +598,9 @@ pub struct PageCache {
     /// The same file, for reading pages into a caller's buffer when not resident.
     file: std::fs::File,
     resident: std::sync::atomic::AtomicBool,
-    /// Pages whose CSR block has passed sprs's structure check: each is checked on its
-    /// first view only, since the map never changes under us.
+    /// Pages already checked in this process: their CSR block by sprs's structure check on
+    /// the first view, and, when streamed, their bytes against the manifest's checksum on the
+    /// first read. The file is never written in place, so later reads give the same bytes.
     checked: Vec<std::sync::atomic::AtomicBool>,
 }
 
@@ -698,9 +699,12 @@ impl PageCache {
         };
         buf.read(&self.file, info.offset, len)
             .map_err(|e| bad(e.to_string()))?;
-        // The cache was checked whole when it was opened, but a streamed pass reads it
-        // again and again for hours: a page changed on disk since is refused, not trained on.
-        if super::checksum::xxh64(buf.bytes(len)) != info.checksum {
+        // A page is checked the first time this process reads it (a reused cache was also
+        // checked whole when it was opened); hashing every read again cost a tenth of a
+        // streamed training, for a file that is never written in place.
+        if !self.checked[i].load(std::sync::atomic::Ordering::Acquire)
+            && super::checksum::xxh64(buf.bytes(len)) != info.checksum
+        {
             return Err(bad("it does not match its checksum in the cache manifest".into()).into());
         }
         buf.page = Some(i);
