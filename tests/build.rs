@@ -492,28 +492,13 @@ fn a_build_killed_between_or_inside_batches_resumes_to_the_same_files() {
     let m = f.master();
     let whole = files_of(&m);
 
-    // Killed once the first batch is listed: the rerun keeps it and builds the second.
-    std::fs::remove_dir_all(&m).unwrap();
-    kill_at(&args, "batch");
-    let (code, out, err) = run(&args);
-    assert_eq!(code, 0, "{err}");
-    assert!(out.contains("1 batches kept from an earlier run"), "{out}");
-    assert_eq!(files_of(&m), whole);
-
-    // Killed with the second batch written under its temporary name, not yet renamed.
-    std::fs::remove_dir_all(&m).unwrap();
-    let pid = kill_at(&args, "write batch_00001.parquet");
-    let tmp = format!(".spliceboost-{pid}-");
-    assert!(
-        hidden_in(&m).iter().any(|n| n.starts_with(&tmp)),
-        "{:?}",
-        hidden_in(&m)
+    killed_between_and_inside_batches_resumes_to(
+        &args,
+        &m,
+        "batch_00001.parquet",
+        "1 batches kept from an earlier run",
+        &whole,
     );
-    let (code, out, err) = run(&args);
-    assert_eq!(code, 0, "{err}");
-    assert!(out.contains("1 batches kept from an earlier run"), "{out}");
-    assert_eq!(files_of(&m), whole);
-    assert!(hidden_in(&m).is_empty(), "{:?}", hidden_in(&m));
 }
 
 #[test]

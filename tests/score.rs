@@ -260,28 +260,13 @@ fn a_score_run_killed_between_or_inside_batches_resumes_to_the_same_files() {
     assert_eq!(code, 0, "{err}");
     let whole = files_of(&scores);
 
-    // Killed once the first batch is listed: the rerun keeps it and scores the second.
-    std::fs::remove_dir_all(&scores).unwrap();
-    kill_at(&args, "batch");
-    let (code, out, err) = run(&args);
-    assert_eq!(code, 0, "{err}");
-    assert!(out.contains("1 batches (1 genes) kept"), "{out}");
-    assert_eq!(files_of(&scores), whole);
-
-    // Killed with the second batch written under its temporary name, not yet renamed.
-    std::fs::remove_dir_all(&scores).unwrap();
-    let pid = kill_at(&args, "write scores-00001.parquet");
-    let tmp = format!(".spliceboost-{pid}-");
-    assert!(
-        hidden_in(&scores).iter().any(|n| n.starts_with(&tmp)),
-        "{:?}",
-        hidden_in(&scores)
+    killed_between_and_inside_batches_resumes_to(
+        &args,
+        &scores,
+        "scores-00001.parquet",
+        "1 batches (1 genes) kept",
+        &whole,
     );
-    let (code, out, err) = run(&args);
-    assert_eq!(code, 0, "{err}");
-    assert!(out.contains("1 batches (1 genes) kept"), "{out}");
-    assert_eq!(files_of(&scores), whole);
-    assert!(hidden_in(&scores).is_empty(), "{:?}", hidden_in(&scores));
 }
 
 #[test]

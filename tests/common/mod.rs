@@ -269,3 +269,33 @@ pub fn kill_at(args: &[&str], point: &str) -> u32 {
     running.0.wait().unwrap();
     pid
 }
+
+/// Kills `args`, a run writing batches into `dir` (cleared first each time), once just after
+/// its first batch is listed and once with `second` (its second batch file) written under its
+/// temporary name; checks that each rerun says `kept` on stdout, removes the killed run's
+/// temporary file and ends with `whole`, the files of an uninterrupted run.
+pub fn killed_between_and_inside_batches_resumes_to(
+    args: &[&str],
+    dir: &Path,
+    second: &str,
+    kept: &str,
+    whole: &std::collections::BTreeMap<String, Vec<u8>>,
+) {
+    for point in ["batch".to_string(), format!("write {second}")] {
+        std::fs::remove_dir_all(dir).unwrap();
+        let pid = kill_at(args, &point);
+        if point != "batch" {
+            let tmp = format!(".spliceboost-{pid}-");
+            assert!(
+                hidden_in(dir).iter().any(|n| n.starts_with(&tmp)),
+                "{:?}",
+                hidden_in(dir)
+            );
+        }
+        let (code, out, err) = run(args);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains(kept), "killed at `{point}`: {out}");
+        assert_eq!(&files_of(dir), whole, "killed at `{point}`");
+        assert!(hidden_in(dir).is_empty(), "{:?}", hidden_in(dir));
+    }
+}
