@@ -268,8 +268,13 @@ fn trained(dir: &Path) -> (Value, PathBuf) {
 /// seconds, print one line (returned, redacted) and leave nothing at `--out` nor any
 /// temporary file beside it.
 fn refused(dir: &Path, data: &Path, v: &Value) -> String {
+    refused_bytes(dir, data, &serde_json::to_vec(v).unwrap())
+}
+
+/// [`refused`] on the bytes of a model file.
+fn refused_bytes(dir: &Path, data: &Path, bytes: &[u8]) -> String {
     let bad = dir.join("bad.json");
-    std::fs::write(&bad, serde_json::to_vec(v).unwrap()).unwrap();
+    std::fs::write(&bad, bytes).unwrap();
     let out_dir = dir.join("scores");
     std::fs::create_dir_all(&out_dir).unwrap();
     let out = out_dir.join("s.parquet");
@@ -298,6 +303,15 @@ fn refused(dir: &Path, data: &Path, v: &Value) -> String {
         .collect();
     assert!(left.is_empty(), "predict left {left:?}");
     redact(&err, dir)
+}
+
+#[test]
+fn a_truncated_model_file_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, data) = trained(dir.path());
+    let bytes = std::fs::read(dir.path().join("train/model.json")).unwrap();
+    let err = refused_bytes(dir.path(), &data, &bytes[..bytes.len() / 2]);
+    assert!(err.contains("bad.json") && err.contains("EOF while parsing"), "{err}");
 }
 
 #[test]
