@@ -311,7 +311,10 @@ fn a_truncated_model_file_is_refused_naming_it() {
     let (_, data) = trained(dir.path());
     let bytes = std::fs::read(dir.path().join("train/model.json")).unwrap();
     let err = refused_bytes(dir.path(), &data, &bytes[..bytes.len() / 2]);
-    assert!(err.contains("bad.json") && err.contains("EOF while parsing"), "{err}");
+    assert!(
+        err.contains("bad.json") && err.contains("EOF while parsing"),
+        "{err}"
+    );
 }
 
 #[test]

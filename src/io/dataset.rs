@@ -213,12 +213,8 @@ impl MappedParquet {
             return Err(not_parquet("no PAR1 magic at its start and end".into()));
         }
         let bytes = Bytes::from_owner(MapOwner(map.clone()));
-        // arrow-ipc panics on some corrupt embedded Arrow schemas (`ARROW:schema`).
-        let meta = crate::error::catch_decoder_panic(|| {
-            ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::new())
-        })
-        .ok_or_else(|| not_parquet("its embedded Arrow schema (`ARROW:schema` metadata) is corrupt".into()))?
-        .map_err(|e| not_parquet(e.to_string()))?;
+        let meta = super::read_footer(|| ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::new()))
+            .map_err(|e| not_parquet(e.to_string()))?;
         Ok(Self { map, bytes, meta })
     }
 
@@ -950,14 +946,14 @@ fn text_holding_numbers(path: &Path, columns: &[&str]) -> Result<Vec<bool>, Inpu
                 .hint("the file is truncated or corrupt; rewrite it")
         };
         let mask = ProjectionMask::roots(mapped.meta.parquet_schema(), [root]);
-        let reader =
+        let reader = super::batches(
             ParquetRecordBatchReaderBuilder::new_with_metadata(mapped.bytes.clone(), mapped.meta.clone())
                 .with_projection(mask)
                 .with_row_groups(vec![0])
                 .with_batch_size(256)
-                .with_limit(1024)
-                .build()
-                .map_err(|e| corrupt(e.to_string()))?;
+                .with_limit(1024),
+        )
+        .map_err(|e| corrupt(e.to_string()))?;
         let (mut seen, mut numbers) = (false, true);
         for batch in reader {
             let batch = batch.map_err(|e| corrupt(e.to_string()))?;

@@ -96,6 +96,48 @@ pub fn write_atomic<T>(
     Ok(out)
 }
 
+/// Runs `read`, a decoding of a Parquet footer, with the panics of the crates below turned
+/// into an error: arrow-ipc has about thirty `panic!`s for malformed field types in an
+/// embedded Arrow schema (the `ARROW:schema` key), and building a reader sums the footer's
+/// row counts unchecked. Every reader of a footer goes through it.
+pub fn read_footer<T>(read: impl FnOnce() -> parquet::errors::Result<T>) -> parquet::errors::Result<T> {
+    crate::error::catch_decoder_panic(read).unwrap_or_else(|| {
+        Err(parquet::errors::ParquetError::General(
+            "its footer is corrupt (the Parquet decoder failed on it)".into(),
+        ))
+    })
+}
+
+/// A Parquet record-batch reader that reports a data page the parquet crate cannot decode
+/// (it asserts on some corrupt run-length encodings) as an error instead of a panic. Every
+/// reader of Parquet rows is one, built by [`batches`].
+pub struct Batches(parquet::arrow::arrow_reader::ParquetRecordBatchReader);
+
+impl Batches {
+    pub fn schema(&self) -> arrow::datatypes::SchemaRef {
+        arrow::array::RecordBatchReader::schema(&self.0)
+    }
+}
+
+impl Iterator for Batches {
+    type Item = Result<arrow::array::RecordBatch, arrow::error::ArrowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        crate::error::catch_decoder_panic(|| self.0.next()).unwrap_or_else(|| {
+            Some(Err(arrow::error::ArrowError::ParquetError(
+                "a data page is corrupt (the Parquet decoder failed on it)".into(),
+            )))
+        })
+    }
+}
+
+/// Builds `builder`'s reader (through [`read_footer`]) as [`Batches`].
+pub fn batches<T: parquet::file::reader::ChunkReader + 'static>(
+    builder: parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder<T>,
+) -> parquet::errors::Result<Batches> {
+    read_footer(|| builder.build()).map(Batches)
+}
+
 /// Writes a delimited table (`b'\t'` for TSV, `b','` for CSV) through [`write_atomic`] with
 /// the csv crate, so that a field holding the delimiter, a quote or a line break is quoted
 /// instead of breaking its row.

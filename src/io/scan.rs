@@ -8,7 +8,7 @@ use arrow::array::{new_null_array, ArrayRef};
 use arrow::compute::{cast_with_options, CastOptions};
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 
 use super::dataset::{column_width, Dataset, MappedParquet};
@@ -252,7 +252,7 @@ impl<'a> ScanBuilder<'a> {
 /// Where the rows of the row group at hand come from.
 enum Source {
     /// The reader of the file's projected columns.
-    Reader(ParquetRecordBatchReader),
+    Reader(super::Batches),
     /// The file holds none of the columns asked for: this many null rows are left.
     Nulls(u64),
 }
@@ -342,14 +342,15 @@ impl Scan<'_> {
                 }
                 f.source = Some(match &f.mask {
                     Some(mask) => Source::Reader(
-                        ParquetRecordBatchReaderBuilder::new_with_metadata(
-                            f.mapped.bytes.clone(),
-                            f.mapped.meta.clone(),
+                        super::batches(
+                            ParquetRecordBatchReaderBuilder::new_with_metadata(
+                                f.mapped.bytes.clone(),
+                                f.mapped.meta.clone(),
+                            )
+                            .with_projection(mask.clone())
+                            .with_row_groups(vec![f.row_group])
+                            .with_batch_size(self.plan.batch_rows),
                         )
-                        .with_projection(mask.clone())
-                        .with_row_groups(vec![f.row_group])
-                        .with_batch_size(self.plan.batch_rows)
-                        .build()
                         .map_err(|e| corrupt(path, f.row_group, e.to_string()))?,
                     ),
                     None => {

@@ -368,12 +368,10 @@ impl ScoreFile {
     fn fill_parquet(&self, pass: &mut Pass, roots: &[usize]) -> Result<(), InputError> {
         let path = &self.path;
         let file = File::open(path).map_err(|e| crate::error::io_error(path, "cannot open", &e))?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_error(path, &e))?;
+        let builder = crate::io::read_footer(|| ParquetRecordBatchReaderBuilder::try_new(file))
+            .map_err(|e| parquet_error(path, &e))?;
         let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
-        let reader = builder
-            .with_projection(mask)
-            .with_batch_size(PARQUET_BATCH_ROWS)
-            .build()
+        let reader = crate::io::batches(builder.with_projection(mask).with_batch_size(PARQUET_BATCH_ROWS))
             .map_err(|e| parquet_error(path, &e))?;
         let c = &self.columns;
         // Reused across batches.
@@ -940,7 +938,8 @@ fn parquet_error(path: &Path, e: &parquet::errors::ParquetError) -> InputError {
 /// record batch of them.
 fn open_parquet(path: &Path, columns: &ScoreColumns) -> Result<Layout, InputError> {
     let file = File::open(path).map_err(|e| crate::error::io_error(path, "cannot open", &e))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_error(path, &e))?;
+    let builder = crate::io::read_footer(|| ParquetRecordBatchReaderBuilder::try_new(file))
+        .map_err(|e| parquet_error(path, &e))?;
     let schema = builder.schema().clone();
     let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     check_relative_position(path, columns, &names)?;

@@ -391,7 +391,7 @@ pub struct StoredGene {
 pub struct ScoreReader {
     dir: PathBuf,
     files: std::vec::IntoIter<BatchEntry>,
-    batches: Option<(PathBuf, parquet::arrow::arrow_reader::ParquetRecordBatchReader)>,
+    batches: Option<(PathBuf, crate::io::Batches)>,
     pending: Option<(RecordBatch, usize)>,
     reservation: MemoryReservation,
     /// Bytes reserved for the gene last handed over, held until the next call.
@@ -450,15 +450,17 @@ impl ScoreReader {
             let path = self.dir.join(&entry.file);
             let file =
                 std::fs::File::open(&path).map_err(|e| crate::error::io_error(&path, "cannot open", &e))?;
-            let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-                .and_then(|b| b.with_batch_size(READ_ROWS).build())
-                .map_err(|e| {
-                    InputError::new(format!("not a readable score file: {e}"))
-                        .file(&path)
-                        .hint("delete the score directory (or run with --overwrite) to score again")
-                })?;
+            let reader = crate::io::read_footer(|| {
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            })
+            .and_then(|b| crate::io::batches(b.with_batch_size(READ_ROWS)))
+            .map_err(|e| {
+                InputError::new(format!("not a readable score file: {e}"))
+                    .file(&path)
+                    .hint("delete the score directory (or run with --overwrite) to score again")
+            })?;
             // The columns are read by position and type below: another layout is an error.
-            let (want, got) = (schema(), arrow::array::RecordBatchReader::schema(&reader));
+            let (want, got) = (schema(), reader.schema());
             let same = |a: &Field, b: &Field| a.name() == b.name() && a.data_type() == b.data_type();
             if want.fields().len() != got.fields().len()
                 || !want.fields().iter().zip(got.fields()).all(|(a, b)| same(a, b))
