@@ -237,9 +237,14 @@ impl MappedParquet {
         let md = self.meta.metadata().row_group(rg);
         let (mut lo, mut hi) = (u64::MAX, 0u64);
         for c in md.columns() {
-            let (start, len) = c.byte_range();
+            // Not `byte_range()`, which asserts on the negative offsets a corrupt footer holds:
+            // such a row group is simply not released.
+            let start = c.dictionary_page_offset().unwrap_or(c.data_page_offset());
+            let (Ok(start), Ok(len)) = (u64::try_from(start), u64::try_from(c.compressed_size())) else {
+                return;
+            };
             lo = lo.min(start);
-            hi = hi.max(start + len);
+            hi = hi.max(start.saturating_add(len));
         }
         if lo < hi && hi as usize <= self.map.len() {
             // SAFETY: a read-only shared file mapping; dropped pages are read again from the
