@@ -5,10 +5,12 @@ models, calibration, refit, report), in its own process.
 
 XGBoost, in its own process, as MetaSpliceAI's trainer does it: pyarrow reads the dataset, the
 feature columns (the ones spliceboost uses, from `spliceboost inspect --json`) go into one
-float32 NumPy matrix, and for every fold and class an `xgboost.QuantileDMatrix` trains a hist
+float32 NumPy matrix (feature_matrix.py), and for every fold and class an
+`xgboost.QuantileDMatrix` (the validation rows' one referencing it) trains a hist
 model with the config's `[train]` parameters and early stopping on an inner gene-wise split of
 the training genes (`cv.valid_size` of them, seeded). The folds are spliceboost's own, read from
-its `oof_predictions.parquet`, so both sides score the same genes. No calibration, no refit.
+its `oof_predictions.parquet`, so both sides score the same genes; the test fold is predicted in
+place (`inplace_predict`). No calibration, no refit.
 
 Both sides' pooled out-of-fold metrics come from the same scikit-learn code on their raw
 (uncalibrated) probabilities: accuracy and macro-F1 of the arg-max, and each class's average
@@ -45,29 +47,21 @@ def metrics(y, p):
 def xgboost_side(config_path, features_path, oof_path):
     """The child: the Python original's way. Prints one JSON line."""
     import numpy as np
-    import pyarrow.compute as pc
-    import pyarrow.dataset as pads
     import pyarrow.parquet as pq
     import xgboost as xgb
+
+    from feature_matrix import load
 
     cfg = tomllib.load(open(config_path, "rb"))
     tp, cv, run = cfg.get("train", {}), cfg.get("cv", {}), cfg.get("run", {})
     features = json.load(open(features_path))
     t0 = time.perf_counter()
-    import glob
-    files = sorted(glob.glob(f'{cfg["dataset"]["path"]}/**/*.parquet', recursive=True))
-    ds = pads.dataset(files, format="parquet")
-    table = ds.to_table(columns=["gene_id", "splice_type", *features])
-    X = np.empty((table.num_rows, len(features)), dtype=np.float32)
-    for j, f in enumerate(features):
-        X[:, j] = pc.cast(table.column(f), "float64", safe=False).to_numpy(zero_copy_only=False)
-    st = table.column("splice_type").to_pylist()
-    y = np.array([1 if s == "donor" else 2 if s == "acceptor" else 0 for s in st], dtype=np.uint8)
-    genes = np.array(table.column("gene_id").to_pylist())
-    del table
+    X, genes, labels = load(cfg["dataset"]["path"], features)
+    y = np.select([labels == "donor", labels == "acceptor"], [1, 2], 0).astype(np.uint8)
+    del labels
     oof = pq.read_table(oof_path, columns=["gene_id", "fold"])
     fold_of = dict(zip(oof.column("gene_id").to_pylist(), oof.column("fold").to_pylist()))
-    fold = np.array([fold_of.get(g, 255) for g in genes], dtype=np.uint8)
+    fold = np.array([fold_of.get(g, 255) for g in genes.tolist()], dtype=np.uint8)
     read_s = time.perf_counter() - t0
 
     params = {
@@ -92,15 +86,15 @@ def xgboost_side(config_path, features_path, oof_path):
         train_genes = np.unique(genes[~test & (fold != 255)])
         n_valid = max(1, int(round(valid_size * len(train_genes))))
         valid_genes = set(rng.choice(train_genes, size=n_valid, replace=False).tolist())
-        is_valid = np.array([g in valid_genes for g in genes]) & ~test
+        is_valid = np.isin(genes, list(valid_genes)) & ~test
         train = ~test & ~is_valid & (fold != 255)
         for c in range(3):
             dtrain = xgb.QuantileDMatrix(X[train], (y[train] == c).astype(np.float32), max_bin=params["max_bin"])
-            dvalid = xgb.DMatrix(X[is_valid], (y[is_valid] == c).astype(np.float32))
+            dvalid = xgb.QuantileDMatrix(X[is_valid], (y[is_valid] == c).astype(np.float32), ref=dtrain)
             b = xgb.train(params, dtrain, rounds, evals=[(dvalid, "valid")],
                           early_stopping_rounds=stop, verbose_eval=False)
             best = getattr(b, "best_iteration", rounds - 1)
-            p[test, c] = b.predict(xgb.DMatrix(X[test]), iteration_range=(0, best + 1))
+            p[test, c] = b.inplace_predict(X[test], iteration_range=(0, best + 1))
             trees.append(best + 1)
             del dtrain, dvalid, b
     p /= p.sum(axis=1, keepdims=True)

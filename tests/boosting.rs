@@ -535,13 +535,15 @@ proptest! {
         let nf = pc.manifest.cuts.features.len();
         let slots = *pf.offsets.last().unwrap();
         let mut buf = pc.page_buf();
-    let page = pc.page(0, &mut buf).unwrap();
+        let page = pc.page(0, &mut buf).unwrap();
         let mut state = seed | 1;
         let mut next = || { state ^= state << 13; state ^= state >> 7; state ^= state << 17; (state % 2001) as f64 / 1000.0 - 1.0 };
-        // A node of about half the rows, with quantised gradients of either sign.
+        // A node of about half the rows or of a few (fewer than the kernel's scratch path
+        // takes), with quantised gradients of either sign.
+        let cut = if seed & 2 == 0 { 0.0 } else { 0.95 };
         let mut rows: Vec<(usize, i32, u32)> = vec![];
         for r in 0..page.rows {
-            if next() > 0.0 {
+            if next() > cut {
                 let (g, h) = ((next() * 8192.0) as i32, (next().abs() * 16384.0) as u32);
                 rows.push((r, g, h));
             }
@@ -561,7 +563,7 @@ proptest! {
                 expect[c].1 += hh as u64;
             }
             let got: Vec<(i64, u64)> = h.feature(f, &pf.offsets).iter().map(|p| (p.g(), p.h() as u64)).collect();
-            prop_assert_eq!(got, expect, "feature {}", f);
+            prop_assert_eq!(got, expect, "feature {} ({} rows)", f, rows.len());
         }
     }
 
@@ -572,7 +574,7 @@ proptest! {
         let pf = page_features(&pc.layout, &pc.manifest.cuts);
         let nf = pc.manifest.cuts.features.len();
         let mut buf = pc.page_buf();
-    let page = pc.page(0, &mut buf).unwrap();
+        let page = pc.page(0, &mut buf).unwrap();
         let features: Vec<usize> = (0..nf).filter(|f| (seed >> (f % 64)) & 1 == 1).collect();
         let rows: Vec<u32> = (0..page.rows as u32).collect();
         let gh = vec![Packed::new(-3, 5); rows.len()];

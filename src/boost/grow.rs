@@ -10,16 +10,17 @@
 use rayon::prelude::*;
 
 use super::hist::{add_groups, Columns, GradPair, Histogram, Packed, PageFeatures, QPair, Quantizer};
-use super::tree::{best_split, Split, SplitParams, Tree};
+use super::tree::{best_split, Split, SplitParams, Step, Tree};
 use super::TrainParams;
-use crate::binning::cache::{PageCache, PAGE_ROWS};
+use crate::binning::cache::{PageCache, Position, PAGE_ROWS};
 
 /// What one level pass does at a node.
 #[derive(Clone, Copy)]
 struct Route {
+    /// The split feature's position among the page's dense columns, when it is dense.
+    dense: Option<usize>,
     feature: usize,
-    /// The split feature's missing-value code, when it has missing values.
-    missing: Option<u8>,
+    step: Step,
 }
 
 /// One tree's gradients: the true ones (for leaf values, and to tell which rows train) and
@@ -89,7 +90,7 @@ pub(crate) fn grow(
     let root_total = total(gr);
     let mut tree = Tree::root(weight(root_total), q.pair(root_total)[1] as f32);
     // The root's histogram: one pass, nothing to route.
-    let mut built = level_pass(cache, pf, &cols, gr, node, &tree, &[None], &[0], 1)?;
+    let mut built = level_pass(cache, pf, &cols, gr, node, &[None], &[0], 1)?;
     let mut root_hist = built.pop().expect("one histogram");
     root_hist.fill_sparse_zeros(cuts, pf, root_total);
     // Nodes of the current level with their histograms and sums.
@@ -116,15 +117,19 @@ pub(crate) fn grow(
                 (lp[1], rp[1]),
             );
             routes[*id] = Some(Route {
+                dense: match cache.layout.position[s.feature] {
+                    Position::Dense(d) => Some(d),
+                    Position::Sparse(_) => None,
+                },
                 feature: s.feature,
-                missing: fb.has_missing.then(|| fb.missing_code()),
+                step: tree.step(*id, fb.has_missing.then(|| fb.missing_code())),
             });
             children.push((*id, l, r, *s));
         }
         routes.truncate(tree.len());
         if depth + 1 == params.max_depth {
             // The children are leaves: route rows to them, build nothing.
-            level_pass(cache, pf, &cols, gr, node, &tree, &routes, &[], 0)?;
+            level_pass(cache, pf, &cols, gr, node, &routes, &[], 0)?;
             break;
         }
         // Build the smaller child of each split (by hessian), subtract for the other.
@@ -139,7 +144,7 @@ pub(crate) fn grow(
             slot[c] = k as i32;
             small.push((c, tot));
         }
-        let mut hists = level_pass(cache, pf, &cols, gr, node, &tree, &routes, &slot, children.len())?;
+        let mut hists = level_pass(cache, pf, &cols, gr, node, &routes, &slot, children.len())?;
         let mut parents: std::collections::HashMap<usize, Histogram> =
             level.into_iter().map(|(id, h, _)| (id, h)).collect();
         let mut next = Vec::with_capacity(2 * children.len());
@@ -178,7 +183,6 @@ fn level_pass(
     cols: &Columns,
     gr: &Gradients<'_>,
     node: &mut [u32],
-    tree: &Tree,
     routes: &[Option<Route>],
     slots: &[i32],
     n_build: usize,
@@ -228,8 +232,11 @@ fn level_pass(
                         let r = first + i;
                         let mut cur = *nd as usize;
                         if let Some(rt) = routes.get(cur).copied().flatten() {
-                            let code = page.code(r, layout, rt.feature);
-                            cur = tree.route_bin(cur, code, rt.missing);
+                            let code = match rt.dense {
+                                Some(d) => page.dense[d * rows + r],
+                                None => page.code(r, layout, rt.feature),
+                            };
+                            cur = rt.step.child(code);
                             *nd = cur as u32;
                         }
                         let s = match slots.get(cur) {

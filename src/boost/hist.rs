@@ -11,7 +11,7 @@
 //! Leaf values are then refitted from the true gradients (see `grow`).
 
 use crate::binning::cache::{Page, Position};
-use crate::binning::Cuts;
+use crate::binning::{Cuts, MAX_SLOTS};
 
 /// Gradient and hessian sums, as real numbers.
 pub type GradPair = [f64; 2];
@@ -199,10 +199,20 @@ impl Histogram {
     }
 }
 
+/// Dense columns built together: a row's index and weight are read once for all of them,
+/// and their slot updates are independent, so they overlap in the pipeline. Four measured
+/// fastest (a block's scratch, 8 KiB, stays in L1 beside the columns).
+const BLOCK: usize = 4;
+
+/// Fewest rows of a node for which a block is summed in the stack scratch (whose `u8`-indexed
+/// slots need no bounds checks) and then added to the histogram: below it, clearing and
+/// adding back the scratch costs more than it saves.
+const SCRATCH_MIN_ROWS: usize = 64;
+
 /// Adds to each histogram `hists[k]` the page rows `rows[a..z]` with weights `gh[a..z]`,
-/// where `(a, z) = groups[k]`. Dense features go column by column, and within a column node
-/// by node: the column's slice of the page stays in cache while every node reads it, and
-/// the loop touches one feature's slots of one node at a time. Sparse features get only
+/// where `(a, z) = groups[k]`. Dense features go [`BLOCK`] columns at a time, and within a
+/// block node by node: the columns' slices of the page stay in cache while every node reads
+/// them, and the loop touches one block's slots of one node at a time. Sparse features get only
 /// their stored (non-zero) values here; [`Histogram::fill_sparse_zeros`] adds the zeros
 /// afterwards. Only the columns in `cols` are built; the others' slots are left as they are.
 pub fn add_groups(
@@ -215,7 +225,53 @@ pub fn add_groups(
     gh: &[Packed],
 ) {
     debug_assert_eq!(rows.len(), gh.len());
-    for &d in &cols.dense {
+    // Every dense column holds `page.rows` codes, so this one check covers the unchecked
+    // reads below.
+    assert!(
+        rows.iter().all(|&r| (r as usize) < page.rows),
+        "a row index past the page"
+    );
+    let mut scratch = [[Packed::ZERO; MAX_SLOTS]; BLOCK];
+    let mut blocks = cols.dense.chunks_exact(BLOCK);
+    for block in &mut blocks {
+        let d: [usize; BLOCK] = block.try_into().expect("a full block");
+        let c = d.map(|d| page.dense_column(d));
+        let ranges = d.map(|d| pf.dense_offsets[d]..pf.dense_ends[d]);
+        for (h, &(a, z)) in hists.iter_mut().zip(groups) {
+            let (rows, gh) = (&rows[a..z], &gh[a..z]);
+            let mut slots = h
+                .bins
+                .get_disjoint_mut(ranges.clone())
+                .expect("features' slots are disjoint");
+            if rows.len() < SCRATCH_MIN_ROWS {
+                for (&r, &w) in rows.iter().zip(gh) {
+                    for (s, c) in slots.iter_mut().zip(&c) {
+                        // SAFETY: r < page.rows == c.len(), checked on entry.
+                        let p = &mut s[unsafe { *c.get_unchecked(r as usize) } as usize];
+                        *p = p.plus(w);
+                    }
+                }
+                continue;
+            }
+            for (sc, s) in scratch.iter_mut().zip(&slots) {
+                sc[..s.len()].fill(Packed::ZERO);
+            }
+            for (&r, &w) in rows.iter().zip(gh) {
+                for (sc, c) in scratch.iter_mut().zip(&c) {
+                    // SAFETY: as above. A `u8` code always indexes 256 slots; a code past
+                    // the feature's slots (only in a damaged cache) lands in one never read.
+                    let p = &mut sc[unsafe { *c.get_unchecked(r as usize) } as usize];
+                    *p = p.plus(w);
+                }
+            }
+            for (s, sc) in slots.into_iter().zip(&scratch) {
+                for (a, b) in s.iter_mut().zip(sc) {
+                    *a = a.plus(*b);
+                }
+            }
+        }
+    }
+    for &d in blocks.remainder() {
         let (off, end) = (pf.dense_offsets[d], pf.dense_ends[d]);
         let col = page.dense_column(d);
         for (h, &(a, z)) in hists.iter_mut().zip(groups) {

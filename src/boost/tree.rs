@@ -55,6 +55,32 @@ pub struct Split {
     pub right: Packed,
 }
 
+/// One split node in one small record: routing a row reads it instead of the tree's
+/// separate arrays.
+#[derive(Debug, Clone, Copy)]
+pub struct Step {
+    /// Value bins `0..=bin` go left.
+    pub bin: u16,
+    /// The split feature's missing-value code, when it has missing values.
+    pub missing: Option<u8>,
+    pub default_left: bool,
+    pub left: u32,
+    pub right: u32,
+}
+
+impl Step {
+    /// The child a row with bin `code` of the split feature goes to.
+    #[inline]
+    pub fn child(&self, code: u8) -> usize {
+        let left = if Some(code) == self.missing {
+            self.default_left
+        } else {
+            code as u16 <= self.bin
+        };
+        (if left { self.left } else { self.right }) as usize
+    }
+}
+
 /// The best split over `features` of a node with histogram `hist` and sums `total`, or
 /// `None` when no split reduces the loss by more than `gamma`. Ties go to the lower feature
 /// and bin, so the choice is deterministic.
@@ -307,12 +333,19 @@ impl Tree {
     /// The child a row with bin `code` of the split feature goes to.
     #[inline]
     pub fn route_bin(&self, n: usize, code: u8, missing: Option<u8>) -> usize {
-        let left = if Some(code) == missing {
-            self.default_left[n]
-        } else {
-            (code as u16) <= self.split_bin[n]
-        };
-        (if left { self.left[n] } else { self.right[n] }) as usize
+        self.step(n, missing).child(code)
+    }
+
+    /// Split node `n` as routing reads it, given its feature's missing-value code.
+    #[inline]
+    pub fn step(&self, n: usize, missing: Option<u8>) -> Step {
+        Step {
+            bin: self.split_bin[n],
+            missing,
+            default_left: self.default_left[n],
+            left: self.left[n] as u32,
+            right: self.right[n] as u32,
+        }
     }
 
     /// The leaf a row of raw values reaches.
