@@ -226,28 +226,31 @@ fn level_pass(
                         gh,
                         groups,
                     } = b;
-                    // Each slot's row count, in `groups[s].1` for now.
-                    groups.fill((0, 0));
+                    // Routing first, in a loop of its own: rows do not depend on each other
+                    // there, so the loads of many rows' codes (from as many columns as the
+                    // level has splits) are in flight at once.
                     for (i, nd) in nodes.iter_mut().enumerate() {
-                        let r = first + i;
-                        let mut cur = *nd as usize;
-                        if let Some(rt) = routes.get(cur).copied().flatten() {
+                        if let Some(rt) = routes.get(*nd as usize).copied().flatten() {
+                            let r = first + i;
                             let code = match rt.dense {
                                 Some(d) => page.dense[d * rows + r],
                                 None => page.code(r, layout, rt.feature),
                             };
-                            cur = rt.step.child(code);
-                            *nd = cur as u32;
+                            *nd = rt.step.child(code) as u32;
                         }
-                        let s = match slots.get(cur) {
-                            Some(&s) if s >= 0 && gr.hess[r0 + r] != 0.0 => s as u32,
+                    }
+                    if n_build == 0 {
+                        return;
+                    }
+                    // Each slot's row count, in `groups[s].1` for now.
+                    groups.fill((0, 0));
+                    for (i, &nd) in nodes.iter().enumerate() {
+                        let s = match slots.get(nd as usize) {
+                            Some(&s) if s >= 0 && gr.hess[r0 + first + i] != 0.0 => s as u32,
                             _ => n_build as u32,
                         };
                         slot_of[i] = s;
                         groups[s as usize].1 += 1;
-                    }
-                    if n_build == 0 {
-                        return;
                     }
                     // Counts to empty ranges at each slot's start; placing a row extends its range.
                     let mut acc = 0;
