@@ -14,6 +14,7 @@ import time
 import tomllib
 
 from childproc import child
+from feature_matrix import parquet_files
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -53,9 +54,7 @@ for lib in ["xgboost", "lightgbm"]:
     results[lib] = (wall, rss)
 
 # Metrics on the validation genes, from each model's predictions.
-root = os.path.join(data, "master") if os.path.isdir(os.path.join(data, "master")) else data
-files = sorted(os.path.join(r, f) for r, _, fs in os.walk(root) for f in fs if f.endswith(".parquet"))
-meta = pq.read_table(files, columns=["gene_id", "splice_type"])
+meta = pq.read_table(parquet_files(data), columns=["gene_id", "splice_type"])
 genes = meta.column("gene_id").to_numpy(zero_copy_only=False)
 y = (meta.column("splice_type").to_numpy(zero_copy_only=False) == tp["class"]).astype(np.int8)
 valid = np.isin(genes, list(valid_genes))
