@@ -147,6 +147,22 @@ fn align(n: usize, to: usize) -> usize {
     n.div_ceil(to) * to
 }
 
+/// Runs of consecutive positions in ascending `cols`, as `(first, end)` half-open ranges, so
+/// that adjacent columns are read in one call.
+fn column_runs(cols: &[usize]) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let mut k = 0;
+    std::iter::from_fn(move || {
+        let &first = cols.get(k)?;
+        let mut end = first + 1;
+        k += 1;
+        while cols.get(k) == Some(&end) {
+            end += 1;
+            k += 1;
+        }
+        Some((first, end))
+    })
+}
+
 /// Bytes of one page with `rows` rows, `dense` dense columns and `nnz` sparse values.
 fn page_bytes(rows: usize, dense: usize, nnz: usize) -> u64 {
     let csr = align(rows * dense, 4) + 4 * (rows + 1) + 4 * nnz + nnz;
@@ -523,8 +539,15 @@ impl PageBuf {
         unsafe { std::slice::from_raw_parts(self.words.as_ptr().cast::<u8>(), len) }
     }
 
-    /// Reads `len` bytes at `offset` of `file`.
-    fn read(&mut self, file: &std::fs::File, offset: u64, len: usize) -> std::io::Result<()> {
+    /// Reads the byte ranges `ranges` (each `start..end` within a page of `len` bytes) of the
+    /// page at `offset` of `file` to the same places in the buffer.
+    fn read(
+        &mut self,
+        file: &std::fs::File,
+        offset: u64,
+        len: usize,
+        ranges: impl Iterator<Item = std::ops::Range<usize>>,
+    ) -> std::io::Result<()> {
         use std::os::unix::fs::FileExt;
         self.page = None;
         let words = len.div_ceil(8);
@@ -535,7 +558,10 @@ impl PageBuf {
         }
         // SAFETY: as in `bytes`; any byte pattern written is a valid u64.
         let bytes = unsafe { std::slice::from_raw_parts_mut(self.words.as_mut_ptr().cast::<u8>(), len) };
-        file.read_exact_at(bytes, offset)
+        for r in ranges {
+            file.read_exact_at(&mut bytes[r.clone()], offset + r.start as u64)?;
+        }
+        Ok(())
     }
 }
 
@@ -687,6 +713,16 @@ impl PageCache {
     /// Reads page `i` into `buf` unless the cache is resident; a pass calls it for the next
     /// page while it works on the current one, which [`Self::view`] then borrows.
     pub fn read_into(&self, i: usize, buf: &mut PageBuf) -> anyhow::Result<()> {
+        self.read_columns(i, buf, None)
+    }
+
+    /// [`Self::read_into`], reading of the dense columns only those at the ascending
+    /// positions `dense` when given (the CSR block is always read). The other columns of the
+    /// buffer keep whatever they held: a pass must not look at them. A level pass of a tree
+    /// needs only its sampled columns, and the last one only the split columns, so this
+    /// saves copying the rest of a streamed page. A page this process has not yet checked is
+    /// read whole, for its checksum.
+    pub fn read_columns(&self, i: usize, buf: &mut PageBuf, dense: Option<&[usize]>) -> anyhow::Result<()> {
         if self.is_resident() {
             return Ok(());
         }
@@ -697,14 +733,21 @@ impl PageCache {
                 .file(self.dir.join("bins.bin"))
                 .hint(HINT)
         };
-        buf.read(&self.file, info.offset, len)
-            .map_err(|e| bad(e.to_string()))?;
         // A page is checked the first time this process reads it (a reused cache was also
         // checked whole when it was opened); hashing every read again cost a tenth of a
         // streamed training, for a file that is never written in place.
-        if !self.checked[i].load(std::sync::atomic::Ordering::Acquire)
-            && super::checksum::xxh64(buf.bytes(len)) != info.checksum
-        {
+        let checked = self.checked[i].load(std::sync::atomic::Ordering::Acquire);
+        let rows = info.rows as usize;
+        let csr = align(rows * self.layout.n_dense, 4)..len;
+        match dense.filter(|_| checked) {
+            None => buf.read(&self.file, info.offset, len, std::iter::once(0..len)),
+            Some(cols) => {
+                let runs = column_runs(cols).map(|(a, b)| a * rows..b * rows);
+                buf.read(&self.file, info.offset, len, runs.chain(std::iter::once(csr)))
+            }
+        }
+        .map_err(|e| bad(e.to_string()))?;
+        if !checked && super::checksum::xxh64(buf.bytes(len)) != info.checksum {
             return Err(bad("it does not match its checksum in the cache manifest".into()).into());
         }
         buf.page = Some(i);

@@ -198,12 +198,20 @@ fn level_pass(
     let mut scratch: Vec<Buckets> = (0..threads)
         .map(|_| Buckets::new(PAGE_ROWS.div_ceil(threads), n_build))
         .collect();
+    // The dense columns this pass looks at: the split columns it routes by and the columns
+    // it builds histograms of; a streamed page is read for those only.
+    let mut need: Vec<usize> = routes.iter().flatten().filter_map(|r| r.dense).collect();
+    if n_build > 0 {
+        need.extend(&cols.dense);
+    }
+    need.sort_unstable();
+    need.dedup();
     // Two buffers when the cache is not resident: the next page is read while this one is
     // worked on.
     let mut bufs = [cache.page_buf(), cache.page_buf()];
     let n_pages = cache.manifest.pages.len();
     if n_pages > 0 {
-        cache.read_into(0, &mut bufs[0])?;
+        cache.read_columns(0, &mut bufs[0], Some(&need))?;
     }
     for p in 0..n_pages {
         let [b0, b1] = &mut bufs;
@@ -286,7 +294,7 @@ fn level_pass(
         };
         let (read, ()) = rayon::join(
             || match p + 1 < n_pages {
-                true => cache.read_into(p + 1, next),
+                true => cache.read_columns(p + 1, next, Some(&need)),
                 false => Ok(()),
             },
             work,
