@@ -17,6 +17,10 @@ Both sides' pooled out-of-fold metrics come from the same scikit-learn code on t
 precision. Wall time and peak RSS (ru_maxrss of the child) per side.
 
     benches/.venv/bin/python benches/cv_vs_xgboost.py config/cv_10k.toml
+    benches/.venv/bin/python benches/cv_vs_xgboost.py config/cv_10k.toml --set cv.refit=false
+
+Arguments after the config go to `spliceboost run` (`--set cv.refit=false`: the folds alone,
+as XGBoost's side does them).
 """
 import json
 import subprocess
@@ -111,7 +115,8 @@ def main():
     import numpy as np
     import pyarrow.parquet as pq
 
-    sb_s, sb_rss, _ = child([SB, "run", config_path, "--overwrite", "--quiet"])
+    extra = sys.argv[2:]
+    sb_s, sb_rss, _ = child([SB, "run", config_path, "--overwrite", "--quiet", *extra])
     oof_path = f"{out_dir}/oof_predictions.parquet"
     oof = pq.read_table(oof_path, columns=["label", "p_neither", "p_donor", "p_acceptor"])
     p = np.stack([oof.column(f"p_{c}").to_numpy() for c in CLASSES], axis=1).astype(np.float64)
@@ -129,7 +134,8 @@ def main():
     mib = 1 << 20
     print(f"| side | wall s | peak RSS | accuracy | macro-F1 | AP donor | AP acceptor | AP neither |")
     print("|---|---|---|---|---|---|---|---|")
-    for name, s, rss, m in [("spliceboost run (CV, calibration, refit, report)", sb_s, sb_rss, sb),
+    refit = "no refit" if "cv.refit=false" in extra else "refit"
+    for name, s, rss, m in [(f"spliceboost run (CV, calibration, {refit}, report)", sb_s, sb_rss, sb),
                             ("XGBoost hist, QuantileDMatrix (CV only)", xg_s, xg_rss, xg)]:
         print(f"| {name} | {s:.1f} | {rss / mib:.0f} MiB | {m['accuracy']:.4f} | {m['macro_f1']:.4f} | "
               f"{m['ap_donor']:.4f} | {m['ap_acceptor']:.4f} | {m['ap_neither']:.4f} |")

@@ -487,6 +487,39 @@ fn refit_with_early_stopping_takes_the_folds_mean_tree_count() {
 }
 
 #[test]
+fn without_refit_the_run_writes_no_model_and_the_same_out_of_fold_predictions() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 24);
+    let cfg = config(dir.path(), &data, "");
+    assert_eq!(run(&["run", cfg.to_str().unwrap()]).0, 0);
+    let out = dir.path().join("out");
+    assert!(out.join("model_bundle.json").exists());
+    let oof = std::fs::read(out.join("oof_predictions.parquet")).unwrap();
+    let metrics = std::fs::read(out.join("metrics_aggregate.json")).unwrap();
+    let (code, stdout, err) = run(&[
+        "run",
+        cfg.to_str().unwrap(),
+        "--overwrite",
+        "--set",
+        "cv.refit=false",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !out.join("model_bundle.json").exists(),
+        "the previous run's model was left beside results it did not make"
+    );
+    assert!(
+        stdout.contains("final model: none (cv.refit = false)"),
+        "{stdout}"
+    );
+    assert_eq!(std::fs::read(out.join("oof_predictions.parquet")).unwrap(), oof);
+    assert_eq!(
+        std::fs::read(out.join("metrics_aggregate.json")).unwrap(),
+        metrics
+    );
+}
+
+#[test]
 fn cv_without_a_train_section_uses_the_meta_model_defaults() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("c.toml");

@@ -101,6 +101,14 @@ pub struct CvParams {
     /// The final model as this many sub-models on disjoint gene subsets, averaged.
     #[serde(default = "d_one")]
     pub ensemble_size: usize,
+    /// Refit the final model on every kept gene after the folds (`model_bundle.json`); off,
+    /// the run gives the cross-validation's outputs only, as `xgb.cv` does.
+    #[serde(default = "d_true")]
+    pub refit: bool,
+}
+
+fn d_true() -> bool {
+    true
 }
 
 fn d_folds() -> usize {
@@ -184,7 +192,8 @@ pub struct CvOutcome {
     pub rows: u64,
     pub folds: usize,
     pub pooled: crate::eval::Metrics,
-    pub refit_trees: [usize; 3],
+    /// The final model's trees per class; none with `cv.refit = false`.
+    pub refit_trees: Option<[usize; 3]>,
     pub base_compared: bool,
     /// Why the base-vs-meta comparison was skipped, when it was.
     pub base_skipped: Option<String>,
@@ -366,11 +375,12 @@ pub fn cv_job(
         let names: Vec<String> = pages.manifest.cuts.names();
         let names_bytes = crate::memory::names_bytes(&names);
         let n_genes = pages.manifest.genes.len() as u64;
+        let refit_models = if cv.refit { 3 * cv.ensemble_size as u64 } else { 0 };
         let held = pages.heap_bytes()
             + crate::memory::names_bytes(&pages.manifest.genes)
             + n_genes * CV_BYTES_PER_GENE
             + evaluate::ImportanceSum::bytes(names.len(), names_bytes)
-            + 3 * cv.ensemble_size as u64 * crate::boost::Model::max_bytes(params, names_bytes)
+            + refit_models * crate::boost::Model::max_bytes(params, names_bytes)
             + evaluate::report_bytes(n_genes);
         res.require(
             need + held,
@@ -379,7 +389,7 @@ pub fn cv_job(
                  manifest, {n_genes} genes, {} features' importance, {} refitted models of up \
                  to {} trees and the report",
                 names.len(),
-                3 * cv.ensemble_size,
+                refit_models,
                 params.n_estimators
             ),
         )?;
@@ -575,49 +585,53 @@ pub fn cv_job(
         crate::memory::pause_point("oof");
 
         // The final model: every kept gene, as many trees as the folds found best.
-        let refit_trees: [usize; 3] = std::array::from_fn(|c| refit_rounds(&fits, c, params.n_estimators));
-        let k = cv.ensemble_size;
-        let bar = tree_bar(
-            !quiet && job.progress,
-            (k * refit_trees.iter().sum::<usize>()) as u64,
-        );
-        let mut models: Vec<Vec<crate::boost::Model>> = vec![vec![], vec![], vec![]];
-        for (c, members) in models.iter_mut().enumerate() {
-            for m in 0..k {
-                let mut p = params.clone();
-                p.class = CLASS_NAMES[c].into();
-                p.valid_fraction = 0.0;
-                p.early_stopping_rounds = 0;
-                p.n_estimators = refit_trees[c];
-                bar.set_prefix(format!("refit {m}/{k} {:>8}", CLASS_NAMES[c]));
-                let model = ctx.stage("train", |r| {
-                    let roles: Vec<Role> = (0..n)
-                        .map(|i| {
-                            if st.fold[i] != EXCLUDED && member_of[st.groups[i] as usize] == m {
-                                Role::Train
-                            } else {
-                                Role::Skip
-                            }
-                        })
-                        .collect();
-                    let fitted = fit(&pages, &st.labels, &roles, &p, seed, r, |_| bar.inc(1))?;
-                    if fitted.resumed > 0 {
-                        eprintln!(
-                            "note: final model {m} {}: {} trees taken from the checkpoint of an interrupted run",
-                            CLASS_NAMES[c], fitted.resumed
-                        );
-                    }
-                    checkpoints.extend(fitted.checkpoint);
-                    Ok(fitted.model)
-                })?;
-                members.push(model);
-                crate::memory::pause_point("refit");
+        let refit_trees: Option<[usize; 3]> = cv
+            .refit
+            .then(|| std::array::from_fn(|c| refit_rounds(&fits, c, params.n_estimators)));
+        if let Some(trees) = refit_trees {
+            let k = cv.ensemble_size;
+            let bar = tree_bar(
+                !quiet && job.progress,
+                (k * trees.iter().sum::<usize>()) as u64,
+            );
+            let mut models: Vec<Vec<crate::boost::Model>> = vec![vec![], vec![], vec![]];
+            for (c, members) in models.iter_mut().enumerate() {
+                for m in 0..k {
+                    let mut p = params.clone();
+                    p.class = CLASS_NAMES[c].into();
+                    p.valid_fraction = 0.0;
+                    p.early_stopping_rounds = 0;
+                    p.n_estimators = trees[c];
+                    bar.set_prefix(format!("refit {m}/{k} {:>8}", CLASS_NAMES[c]));
+                    let model = ctx.stage("train", |r| {
+                        let roles: Vec<Role> = (0..n)
+                            .map(|i| {
+                                if st.fold[i] != EXCLUDED && member_of[st.groups[i] as usize] == m {
+                                    Role::Train
+                                } else {
+                                    Role::Skip
+                                }
+                            })
+                            .collect();
+                        let fitted = fit(&pages, &st.labels, &roles, &p, seed, r, |_| bar.inc(1))?;
+                        if fitted.resumed > 0 {
+                            eprintln!(
+                                "note: final model {m} {}: {} trees taken from the checkpoint of an interrupted run",
+                                CLASS_NAMES[c], fitted.resumed
+                            );
+                        }
+                        checkpoints.extend(fitted.checkpoint);
+                        Ok(fitted.model)
+                    })?;
+                    members.push(model);
+                    crate::memory::pause_point("refit");
+                }
             }
+            bar.finish_and_clear();
+            let bundle = Bundle::new(models, report.calibration.clone(), job.config_toml.clone())
+                .map_err(anyhow::Error::msg)?;
+            bundle.save(&out_dir.join("model_bundle.json"))?;
         }
-        bar.finish_and_clear();
-        let bundle = Bundle::new(models, report.calibration.clone(), job.config_toml.clone())
-            .map_err(anyhow::Error::msg)?;
-        bundle.save(&out_dir.join("model_bundle.json"))?;
         // Every model is written: nothing is left to resume.
         for p in &checkpoints {
             crate::boost::checkpoint::remove_checkpoint(p)?;

@@ -147,10 +147,10 @@ pub fn write(
         ("folds".into(), outcome.folds.to_string()),
         (
             "final model trees (neither / donor / acceptor)".into(),
-            format!(
-                "{} / {} / {}",
-                outcome.refit_trees[0], outcome.refit_trees[1], outcome.refit_trees[2]
-            ),
+            match outcome.refit_trees {
+                Some([a, b, c]) => format!("{a} / {b} / {c}"),
+                None => "none (cv.refit = false)".into(),
+            },
         ),
         (
             "calibration".into(),

@@ -469,10 +469,11 @@ pub fn run_job(cfg: Config, quiet: bool, overwrite: bool) -> anyhow::Result<()> 
             ));
         }
         lines.push(format!(
-            "final model: {} / {} / {} trees (neither / donor / acceptor){}",
-            o.refit_trees[0],
-            o.refit_trees[1],
-            o.refit_trees[2],
+            "final model: {}{}",
+            match o.refit_trees {
+                Some([a, b, c]) => format!("{a} / {b} / {c} trees (neither / donor / acceptor)"),
+                None => "none (cv.refit = false)".into(),
+            },
             if o.base_compared {
                 ""
             } else {
