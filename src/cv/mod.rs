@@ -20,7 +20,7 @@ pub use bundle::Bundle;
 pub use folds::{Folds, EXCLUDED};
 
 pub use evaluate::{BaseVsMeta, ImportanceSum, PartReport, Report};
-pub use outputs::{fold_header, fold_row, is_fold_file, ranked};
+pub use outputs::{fold_header, fold_row, is_cv_output, ranked};
 
 use crate::boost::progress::tree_bar;
 use crate::boost::sizing::binned_cache;

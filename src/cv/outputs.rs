@@ -312,7 +312,7 @@ pub fn write_tables(
         )?;
     }
     // A previous run's fold files beyond this run's folds are removed when the outputs
-    // are published (see `is_fold_file`), not here: `out_dir` is a staging directory.
+    // are published (see `is_cv_output`), not here: `out_dir` is a staging directory.
     let mut agg = aggregate(&report.folds)?;
     agg["pooled"] = serde_json::to_value(&report.pooled)?;
     agg["calibration"] = serde_json::to_value(&report.calibration)?;
@@ -382,12 +382,16 @@ pub fn write_tables(
     Ok(())
 }
 
-/// Whether `name` is a fold's metrics file (`metrics_fold{i}.json`): a run with fewer folds
-/// than the previous one removes the previous run's extra ones when it publishes.
-pub fn is_fold_file(name: &str) -> bool {
-    name.strip_prefix("metrics_fold")
-        .and_then(|r| r.strip_suffix(".json"))
-        .is_some_and(|i| !i.is_empty() && i.chars().all(|c| c.is_ascii_digit()))
+/// Whether `name` is an output a cross-validation run makes: one of [`super::OUTPUTS`] or a
+/// fold's metrics file (`metrics_fold{i}.json`). A run removes the previous run's that it
+/// did not make when it publishes: the extra folds of a run with more, or the model of a run
+/// with `cv.refit` on.
+pub fn is_cv_output(name: &str) -> bool {
+    super::OUTPUTS.contains(&name)
+        || name
+            .strip_prefix("metrics_fold")
+            .and_then(|r| r.strip_suffix(".json"))
+            .is_some_and(|i| !i.is_empty() && i.chars().all(|c| c.is_ascii_digit()))
 }
 
 pub type Ranked = Vec<(String, f64, f64, f64, u64)>;

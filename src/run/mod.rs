@@ -453,7 +453,7 @@ pub fn run_job(cfg: Config, quiet: bool, overwrite: bool) -> anyhow::Result<()> 
             &ctx.config.dataset.path,
             &config_toml,
         )?;
-        stale = crate::cv::is_fold_file;
+        stale = crate::cv::is_cv_output;
         let o = &result.outcome;
         lines.push(format!(
             "cross-validated {} genes, {} rows, {} folds: accuracy {:.4}, macro-F1 {:.4} (pooled out-of-fold)",
