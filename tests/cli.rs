@@ -25,6 +25,20 @@ fn config_unknown_key_is_located() {
 }
 
 #[test]
+fn goss_with_row_subsampling_is_refused_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "c.toml",
+        "[train]\nsampling = \"goss\"\nsubsample = 0.8\n",
+    );
+    let (code, _, err) = run(&["check-config", &cfg]);
+    assert_eq!(code, 2);
+    assert!(err.contains("train.subsample") && err.contains("goss"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+#[test]
 fn config_bad_unit_is_located() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write(dir.path(), "c.toml", "[memory]\nscan = \"64 parsecs\"\n");

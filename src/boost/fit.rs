@@ -15,7 +15,7 @@ use super::grow::{grow, Gradients};
 use super::hist::{page_features, QPair, Quantizer};
 use super::sizing::{model_bytes, train_bytes};
 use super::tree::Tree;
-use super::{EvalMetric, IterLog, Model, Objective, Role, TrainParams};
+use super::{EvalMetric, IterLog, Model, Objective, Role, Sampling, TrainParams};
 use crate::binning::cache::{PageCache, PAGE_ROWS};
 use crate::binning::Cuts;
 use crate::error::InputError;
@@ -221,6 +221,20 @@ pub fn fit(
         params
             .objective
             .gradients(&margin, &target, &weight, &mut grad, &mut hess);
+        // As LightGBM, the first 1 / learning_rate trees see every row: until then the
+        // gradients are nearly all alike, and a top share of ties would keep them all.
+        if params.sampling == Sampling::Goss && (t as f64) >= (1.0 / params.learning_rate).floor() {
+            // The weights are not needed again this tree: their room sorts the magnitudes.
+            goss(
+                &mut grad,
+                &mut hess,
+                &mut weight,
+                params.top_rate,
+                params.other_rate,
+                seed,
+                t,
+            );
+        }
         let quant = quantize(&grad, &hess, &mut q, levels, seed, t);
         let features = column_sample(nf, params.colsample_bytree, seed, t);
         let gr = Gradients {
@@ -338,6 +352,53 @@ fn training_loss(objective: Objective, margin: &[f32], target: &[f32], roles: &[
     }
 }
 
+/// Gradient-based one-side sampling (Ke et al. 2017, LightGBM's `data_sample_strategy =
+/// "goss"`) of the rows that train this tree (those with a non-zero hessian): keeps every row
+/// whose |gradient × hessian| is among the `top` share of the largest (ties at the threshold
+/// included), and each other row with probability `other / (1 − top)` by a stable per-row
+/// draw, scaling its gradient and hessian by the inverse, `(1 − top) / other`, so that the
+/// histograms' sums stay unbiased. Rows left out get zero gradient and hessian, which the
+/// histograms skip, so a tree's histogram work falls to about `top + other` of the rows.
+/// `scratch` (one value a row) is overwritten.
+pub(crate) fn goss(
+    grad: &mut [f32],
+    hess: &mut [f32],
+    scratch: &mut [f32],
+    top: f64,
+    other: f64,
+    seed: u64,
+    tree: usize,
+) {
+    scratch
+        .par_iter_mut()
+        .zip(grad.par_iter().zip(hess.par_iter()))
+        .for_each(|(s, (&g, &h))| *s = if h != 0.0 { (g * h).abs() } else { -1.0 });
+    let n_train = hess.iter().filter(|&&h| h != 0.0).count();
+    if n_train == 0 {
+        return;
+    }
+    let k = ((top * n_train as f64).round() as usize).clamp(1, n_train);
+    let n = scratch.len();
+    let (_, &mut threshold, _) = scratch.select_nth_unstable_by(n - k, f32::total_cmp);
+    let keep = other / (1.0 - top);
+    let scale = ((1.0 - top) / other) as f32;
+    grad.par_iter_mut()
+        .zip(hess.par_iter_mut())
+        .enumerate()
+        .for_each(|(i, (g, h))| {
+            if *h == 0.0 || (*g * *h).abs() >= threshold {
+                return;
+            }
+            if draw(seed ^ 0x0060_0055, tree, i) < keep {
+                *g *= scale;
+                *h *= scale;
+            } else {
+                *g = 0.0;
+                *h = 0.0;
+            }
+        });
+}
+
 /// Quantises one tree's gradients into `q`: steps from the largest gradient and hessian of
 /// the rows that train, each row rounded with its own stable draws.
 fn quantize(grad: &[f32], hess: &[f32], q: &mut [QPair], levels: u32, seed: u64, tree: usize) -> Quantizer {
@@ -368,4 +429,63 @@ fn column_sample(nf: usize, rate: f64, seed: u64, tree: usize) -> Vec<usize> {
     let mut v = sample(&mut rng, nf, k).into_vec();
     v.sort_unstable();
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::Rng;
+
+    #[test]
+    fn goss_keeps_the_top_share_and_weights_up_a_sample_of_the_rest() {
+        let n = 20_000;
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        // A tenth of the rows do not train (zero gradient and hessian).
+        let (grad0, hess0): (Vec<f32>, Vec<f32>) = (0..n)
+            .map(|_| match rng.random_bool(0.1) {
+                true => (0.0, 0.0),
+                false => (rng.random_range(-1.0..1.0), rng.random_range(0.05..0.25)),
+            })
+            .unzip();
+        let (mut grad, mut hess) = (grad0.clone(), hess0.clone());
+        let mut scratch = vec![0.0; n];
+        let (top, other) = (0.2, 0.1);
+        goss(&mut grad, &mut hess, &mut scratch, top, other, 9, 3);
+
+        // The oracle: the training rows' magnitudes sorted, the top share's smallest.
+        let mut mags: Vec<f32> = (0..n)
+            .filter(|&i| hess0[i] != 0.0)
+            .map(|i| (grad0[i] * hess0[i]).abs())
+            .collect();
+        let n_train = mags.len();
+        mags.sort_by(|a, b| b.total_cmp(a));
+        let k = (top * n_train as f64).round() as usize;
+        let threshold = mags[k - 1];
+        let scale = ((1.0 - top) / other) as f32;
+        let (mut small, mut sampled) = (0usize, 0usize);
+        for i in 0..n {
+            let (g0, h0) = (grad0[i], hess0[i]);
+            if h0 == 0.0 {
+                assert_eq!((grad[i], hess[i]), (0.0, 0.0), "row {i} does not train");
+            } else if (g0 * h0).abs() >= threshold {
+                assert_eq!((grad[i], hess[i]), (g0, h0), "row {i} is in the top share");
+            } else {
+                small += 1;
+                if hess[i] != 0.0 {
+                    sampled += 1;
+                    assert_eq!((grad[i], hess[i]), (g0 * scale, h0 * scale), "row {i}");
+                } else {
+                    assert_eq!(grad[i], 0.0, "row {i} left out");
+                }
+            }
+        }
+        assert_eq!(small, n_train - k, "no ties among random magnitudes");
+        // Each small row is kept with probability other / (1 - top): within 4 sd.
+        let p = other / (1.0 - top);
+        let (mean, sd) = (small as f64 * p, (small as f64 * p * (1.0 - p)).sqrt());
+        assert!(
+            (sampled as f64 - mean).abs() < 4.0 * sd,
+            "{sampled} of {small} sampled, {mean:.0} expected"
+        );
+    }
 }

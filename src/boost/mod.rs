@@ -22,4 +22,4 @@ pub use fit::{fit, train, Fit};
 pub(crate) use model::{read_json, versioned};
 pub use model::{Importance, IterLog, Model};
 pub use objective::Objective;
-pub use params::{EvalMetric, Role, TrainParams};
+pub use params::{EvalMetric, Role, Sampling, TrainParams};

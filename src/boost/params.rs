@@ -33,6 +33,24 @@ impl EvalMetric {
     }
 }
 
+/// How a tree's training rows are drawn (LightGBM's `data_sample_strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sampling {
+    /// Each row with probability `subsample`.
+    #[default]
+    Uniform,
+    /// Gradient-based one-side sampling: the `top_rate` share of rows with the largest
+    /// gradients, and `other_rate` of the rest at random, weighted up.
+    Goss,
+}
+
+impl Sampling {
+    fn is_uniform(&self) -> bool {
+        *self == Sampling::Uniform
+    }
+}
+
 /// Training parameters: the `[train]` section. Names and defaults follow XGBoost.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -60,6 +78,15 @@ pub struct TrainParams {
     pub subsample: f64,
     #[serde(default = "d_one")]
     pub colsample_bytree: f64,
+    /// `uniform` (`subsample`) or `goss`; written into a model only when not uniform.
+    #[serde(default, skip_serializing_if = "Sampling::is_uniform")]
+    pub sampling: Sampling,
+    /// GOSS: the share of training rows with the largest |gradient × hessian| each tree keeps.
+    #[serde(default = "d_top", skip_serializing_if = "is_d_top")]
+    pub top_rate: f64,
+    /// GOSS: the share of training rows drawn from the rest.
+    #[serde(default = "d_other", skip_serializing_if = "is_d_other")]
+    pub other_rate: f64,
     #[serde(default = "d_one")]
     pub scale_pos_weight: f64,
     #[serde(default = "d_bins")]
@@ -100,6 +127,18 @@ fn d_depth() -> usize {
 }
 fn d_one() -> f64 {
     1.0
+}
+fn d_top() -> f64 {
+    0.2
+}
+fn is_d_top(v: &f64) -> bool {
+    *v == d_top()
+}
+fn d_other() -> f64 {
+    0.1
+}
+fn is_d_other(v: &f64) -> bool {
+    *v == d_other()
 }
 fn d_bins() -> usize {
     256
@@ -147,6 +186,20 @@ impl TrainParams {
         }
         if !(self.colsample_bytree > 0.0 && self.colsample_bytree <= 1.0) {
             return bad("colsample_bytree", "must be in (0, 1]");
+        }
+        if self.sampling == Sampling::Goss {
+            if self.subsample != 1.0 {
+                return bad(
+                    "subsample",
+                    "must be 1 with train.sampling = \"goss\", which draws the rows itself",
+                );
+            }
+            if !(self.top_rate > 0.0 && self.other_rate > 0.0 && self.top_rate + self.other_rate <= 1.0) {
+                return bad(
+                    "top_rate",
+                    "and train.other_rate must be > 0 with a sum of at most 1",
+                );
+            }
         }
         if !(2..=256).contains(&self.max_bin) {
             return bad("max_bin", "must be from 2 to 256");
