@@ -40,7 +40,7 @@ fn histogram(c: &mut Criterion) {
     let pf = page_features(&pc.layout, &pc.manifest.cuts);
     let nf = pc.manifest.cuts.features.len();
     let slots = *pf.offsets.last().unwrap();
-    let mut buf = pc.page_buf();
+    let mut buf = pc.page_slot();
     let page = pc.page(0, &mut buf).unwrap();
     let mut h = Histogram::zeros(slots);
     let mut g = c.benchmark_group("histogram");

@@ -351,19 +351,22 @@ pub fn count_bytes(cuts: &Cuts) -> u64 {
 /// class one-vs-rest, from one pass over the cache's pages.
 ///
 /// Reserves, before it reads anything, one byte per row (the labels) and, per worker,
-/// [`count_bytes`] and a buffer for the largest page; it uses as many workers as the budget
-/// holds (at least one). Each page is read once into its worker's buffer, so the pass keeps
-/// no more than a page per worker in memory. See the room's doc for when the AUC is exact.
+/// [`count_bytes`] and the largest page mapped; it uses as many workers as the budget holds
+/// (at least one). Each page is read once through its worker's slot, so the pass keeps no
+/// more than a page per worker mapped. See the room's doc for when the AUC is exact.
 pub fn single_feature_auc(pages: &PageCache, res: &mut MemoryReservation) -> anyhow::Result<Vec<[f64; 3]>> {
     let m = &pages.manifest;
     let feats = &m.cuts.features;
     let off = m.cuts.slot_offsets();
     let slots = off.last().copied().unwrap_or(0);
     let per_worker = count_bytes(&m.cuts) + m.max_page_len();
+    // The memory page each page may keep mapped (`cache::streamed_bytes`).
+    let shared = m.streamed_bytes(0);
     pages.set_resident(false);
     // Labels, the offset tables, the result, and 64 KiB for the workers' bookkeeping (their
     // results, the thread pool's jobs, the label file's read buffer rounding).
-    let fixed = m.rows + 8 * (off.len() + 3 * feats.len()) as u64 + 24 * feats.len() as u64 + (64 << 10);
+    let fixed =
+        m.rows + 8 * (off.len() + 3 * feats.len()) as u64 + 24 * feats.len() as u64 + (64 << 10) + shared;
     res.require(
         fixed + per_worker,
         format!(
@@ -393,7 +396,7 @@ pub fn single_feature_auc(pages: &PageCache, res: &mut MemoryReservation) -> any
         .into_par_iter()
         .map(|w| {
             let mut counts = vec![[0u64; 3]; slots];
-            let mut buf = pages.page_buf();
+            let mut buf = pages.page_slot();
             for i in w * chunk..((w + 1) * chunk).min(n_pages) {
                 let page = pages.page(i, &mut buf)?;
                 let first = page.first_row as usize;

@@ -113,7 +113,7 @@ fn budget_and_file_layout_do_not_change_the_model() {
         },
         spliceboost::memory::names_bytes(&names),
     );
-    let streaming = state + hists + model + 2 * m.max_page_len() + 1024;
+    let streaming = state + hists + model + m.streamed_bytes(2) + 1024;
     assert!(streaming < state + hists + m.bins_bytes());
     let streamed = train(
         &many,
@@ -189,8 +189,8 @@ fn cache_round_trips_every_value() {
     let names: Vec<String> = ds.feature_names();
     let mut row = 0usize;
     let mut buf = vec![];
-    let mut page_buf = pc.page_buf();
-    let page = pc.page(0, &mut page_buf).unwrap();
+    let mut slot = pc.page_slot();
+    let page = pc.page(0, &mut slot).unwrap();
     for item in ds.scan().with_columns(&names).build(&res).unwrap() {
         let b = item.unwrap();
         for r in 0..b.batch.num_rows() {
@@ -494,7 +494,7 @@ fn a_page_changed_on_disk_after_the_cache_was_opened_is_refused_when_first_strea
     let dir = tempfile::tempdir().unwrap();
     let (_, _, pc) = small_cache(dir.path(), 6, 64);
     pc.set_resident(false);
-    let mut buf = pc.page_buf();
+    let mut buf = pc.page_slot();
     let bins = dir.path().join("c/bins.bin");
     let mut bytes = std::fs::read(&bins).unwrap();
     bytes[0] ^= 0xFF;
@@ -504,6 +504,58 @@ fn a_page_changed_on_disk_after_the_cache_was_opened_is_refused_when_first_strea
         err.contains("page 0") && err.contains("checksum") && err.contains("bins.bin"),
         "{err}"
     );
+}
+
+/// Resident bytes of the process's map of `file`, from /proc/self/smaps.
+fn mapped_rss(file: &Path) -> u64 {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let name = file.to_str().unwrap();
+    let mut inside = false;
+    let mut kib = 0;
+    for line in smaps.lines() {
+        // A mapping's header (`start-end perms offset dev inode [path]`) or one of its
+        // `Key: value` lines.
+        match line.split_whitespace().next() {
+            Some(first) if !first.ends_with(':') => inside = line.ends_with(name),
+            Some("Rss:") if inside => {
+                kib += line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap();
+            }
+            _ => {}
+        }
+    }
+    kib * 1024
+}
+
+#[test]
+fn a_streamed_pass_keeps_at_most_two_pages_mapped_and_hands_them_back() {
+    let dir = tempfile::tempdir().unwrap();
+    // 60,000 rows: four pages.
+    let (_, _, pc) = small_cache(dir.path(), 600, 64);
+    assert_eq!(pc.manifest.pages.len(), 4);
+    let bins = dir.path().join("c/bins.bin").canonicalize().unwrap();
+    pc.set_resident(false);
+    // What the trainer prices for a streamed pass.
+    let bound = pc.manifest.streamed_bytes(2);
+    let mut most = 0;
+    let mut rows = 0;
+    for dense in [None, Some(&[0usize, 2, 3][..])] {
+        pc.for_each_page(dense, |page| {
+            // Touch every byte the pass may read, as a level pass does.
+            let sum: u64 = page.dense.iter().map(|&b| b as u64).sum();
+            assert!(sum < u64::MAX);
+            rows += page.rows;
+            most = most.max(mapped_rss(&bins));
+            Ok(())
+        })
+        .unwrap();
+        let left = mapped_rss(&bins);
+        assert!(
+            left <= pc.manifest.streamed_bytes(0),
+            "{left} bytes left mapped after the pass"
+        );
+    }
+    assert_eq!(rows as u64, 2 * pc.manifest.rows);
+    assert!(most > 0 && most <= bound, "{most} bytes mapped, bound {bound}");
 }
 
 fn small_cache(dir: &Path, genes: usize, max_bin: usize) -> (Dataset, Cuts, PageCache) {
@@ -534,7 +586,7 @@ proptest! {
         let pf = page_features(&pc.layout, &pc.manifest.cuts);
         let nf = pc.manifest.cuts.features.len();
         let slots = *pf.offsets.last().unwrap();
-        let mut buf = pc.page_buf();
+        let mut buf = pc.page_slot();
         let page = pc.page(0, &mut buf).unwrap();
         let mut state = seed | 1;
         let mut next = || { state ^= state << 13; state ^= state >> 7; state ^= state << 17; (state % 2001) as f64 / 1000.0 - 1.0 };
@@ -573,7 +625,7 @@ proptest! {
         let (_, _, pc) = small_cache(dir.path(), 4, 32);
         let pf = page_features(&pc.layout, &pc.manifest.cuts);
         let nf = pc.manifest.cuts.features.len();
-        let mut buf = pc.page_buf();
+        let mut buf = pc.page_slot();
         let page = pc.page(0, &mut buf).unwrap();
         let features: Vec<usize> = (0..nf).filter(|f| (seed >> (f % 64)) & 1 == 1).collect();
         let rows: Vec<u32> = (0..page.rows as u32).collect();
@@ -598,7 +650,7 @@ fn subtraction_gives_the_sibling_exactly() {
     let (_, _, pc) = small_cache(dir.path(), 4, 32);
     let pf = page_features(&pc.layout, &pc.manifest.cuts);
     let slots = *pf.offsets.last().unwrap();
-    let mut buf = pc.page_buf();
+    let mut buf = pc.page_slot();
     let page = pc.page(0, &mut buf).unwrap();
     let (mut parent, mut left, mut right) = (
         Histogram::zeros(slots),

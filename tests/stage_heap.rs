@@ -193,7 +193,7 @@ fn a_grouped_sketch_and_streamed_training_stay_within_their_reservations() {
         },
         spliceboost::memory::names_bytes(&names),
     );
-    let streaming = state + hists + model + 2 * m.max_page_len() + 4096;
+    let streaming = state + hists + model + m.streamed_bytes(2) + 4096;
     assert!(
         streaming < state + hists + m.bins_bytes(),
         "the cache must not fit"

@@ -81,9 +81,14 @@ impl CacheManifest {
         page_bytes(p.rows as usize, self.dense.len(), p.nnz as usize)
     }
 
-    /// Bytes of the largest page: what a [`PageBuf`] holds at most.
+    /// Bytes of the largest page.
     pub fn max_page_len(&self) -> u64 {
         (0..self.pages.len()).map(|i| self.page_len(i)).max().unwrap_or(0)
+    }
+
+    /// [`streamed_bytes`] of this cache.
+    pub fn streamed_bytes(&self, slots: u64) -> u64 {
+        streamed_bytes(slots, self.max_page_len(), self.rows)
     }
 
     /// Bytes of `bins.bin`.
@@ -161,6 +166,16 @@ fn column_runs(cols: &[usize]) -> impl Iterator<Item = (usize, usize)> + '_ {
         }
         Some((first, end))
     })
+}
+
+/// Mapped bytes that passes through `slots` [`PageSlot`]s at once hold at most over a cache
+/// of `rows` rows that is not resident: a largest page (`page_len` bytes, and the two
+/// memory pages its ends may straddle) a slot, and the memory page each page may share with
+/// its neighbour, which stays mapped once touched ([`PageCache::for_each_page`] hands back
+/// only the memory pages wholly inside a page).
+pub fn streamed_bytes(slots: u64, page_len: u64, rows: u64) -> u64 {
+    const MEM_PAGE: u64 = 4096;
+    slots * (page_len + 2 * MEM_PAGE) + MEM_PAGE * rows.div_ceil(PAGE_ROWS as u64)
 }
 
 /// Bytes of one page with `rows` rows, `dense` dense columns and `nnz` sparse values.
@@ -522,50 +537,34 @@ fn u32s(b: &[u8]) -> &[u32] {
     mid
 }
 
-/// A reusable buffer for one page, for passes over a cache that is not resident: made by
-/// [`PageCache::page_buf`] at the size of the largest page ([`CacheManifest::max_page_len`]
-/// bytes, what a caller prices for it), so it never grows.
-pub struct PageBuf {
-    /// Words, so that the blocks are 8-aligned as in the map.
-    words: Vec<u64>,
+/// A pass's hold on one page of the map, made by [`PageCache::page_slot`]. When the cache is
+/// not resident, a slot that takes another page hands the one it held back to the kernel
+/// (its mapped memory leaves the process's resident set), and so does a slot that is
+/// dropped: a pass keeps at most a page a slot mapped, which callers price at
+/// [`CacheManifest::max_page_len`] bytes a slot.
+pub struct PageSlot<'a> {
+    cache: &'a PageCache,
     /// The page it holds.
     page: Option<usize>,
 }
 
-impl PageBuf {
-    fn bytes(&self, len: usize) -> &[u8] {
-        assert!(len <= 8 * self.words.len());
-        // SAFETY: `len` bytes lie within the vector, and any u64 is valid as bytes.
-        unsafe { std::slice::from_raw_parts(self.words.as_ptr().cast::<u8>(), len) }
-    }
-
-    /// Reads the byte ranges `ranges` (each `start..end` within a page of `len` bytes) of the
-    /// page at `offset` of `file` to the same places in the buffer.
-    fn read(
-        &mut self,
-        file: &std::fs::File,
-        offset: u64,
-        len: usize,
-        ranges: impl Iterator<Item = std::ops::Range<usize>>,
-    ) -> std::io::Result<()> {
-        use std::os::unix::fs::FileExt;
-        self.page = None;
-        let words = len.div_ceil(8);
-        if self.words.len() < words {
-            // Only for a buffer made for another cache; exact, not doubled.
-            self.words.reserve_exact(words - self.words.len());
-            self.words.resize(words, 0);
+impl PageSlot<'_> {
+    fn take(&mut self, i: usize) {
+        if let Some(j) = self.page.replace(i).filter(|&j| j != i) {
+            self.cache.release(j);
         }
-        // SAFETY: as in `bytes`; any byte pattern written is a valid u64.
-        let bytes = unsafe { std::slice::from_raw_parts_mut(self.words.as_mut_ptr().cast::<u8>(), len) };
-        for r in ranges {
-            file.read_exact_at(&mut bytes[r.clone()], offset + r.start as u64)?;
-        }
-        Ok(())
     }
 }
 
-/// One page, borrowed from the map or a [`PageBuf`].
+impl Drop for PageSlot<'_> {
+    fn drop(&mut self) {
+        if let Some(j) = self.page.take() {
+            self.cache.release(j);
+        }
+    }
+}
+
+/// One page, borrowed from the map.
 pub struct Page<'a> {
     pub first_row: u64,
     pub rows: usize,
@@ -621,8 +620,6 @@ pub struct PageCache {
     pub manifest: CacheManifest,
     pub layout: Layout,
     map: Mmap,
-    /// The same file, for reading pages into a caller's buffer when not resident.
-    file: std::fs::File,
     resident: std::sync::atomic::AtomicBool,
     /// Pages already checked in this process: their CSR block by sprs's structure check on
     /// the first view, and, when streamed, their bytes against the manifest's checksum on the
@@ -683,92 +680,169 @@ impl PageCache {
                 .collect(),
             manifest,
             map,
-            file,
             resident: std::sync::atomic::AtomicBool::new(true),
         })
     }
 
-    /// A buffer for one page: empty when the cache is resident (pages are borrowed from the
-    /// map), else the size of the largest page.
-    pub fn page_buf(&self) -> PageBuf {
-        let len = if self.is_resident() {
-            0
-        } else {
-            self.manifest.max_page_len()
-        };
-        PageBuf {
-            words: vec![0; (len as usize).div_ceil(8)],
+    /// A slot for one page of a pass ([`PageSlot`]).
+    pub fn page_slot(&self) -> PageSlot<'_> {
+        PageSlot {
+            cache: self,
             page: None,
         }
     }
 
-    /// Page `i`: borrowed from the map when the cache is resident, else read into `buf`
-    /// (which keeps its allocation from page to page, so a pass over a cache that does not
-    /// fit its budget costs one copy a page and no page faults).
-    pub fn page<'a>(&'a self, i: usize, buf: &'a mut PageBuf) -> anyhow::Result<Page<'a>> {
-        self.read_into(i, buf)?;
-        self.view(i, buf)
+    /// Page `i`, taken into `slot` ([`Self::read_into`]) and viewed.
+    pub fn page<'a>(&'a self, i: usize, slot: &'a mut PageSlot<'_>) -> anyhow::Result<Page<'a>> {
+        self.read_into(i, slot)?;
+        self.view(i, slot)
     }
 
-    /// Reads page `i` into `buf` unless the cache is resident; a pass calls it for the next
-    /// page while it works on the current one, which [`Self::view`] then borrows.
-    pub fn read_into(&self, i: usize, buf: &mut PageBuf) -> anyhow::Result<()> {
-        self.read_columns(i, buf, None)
+    /// Takes page `i` into `slot`; a pass calls it for the next page while it works on the
+    /// current one, which [`Self::view`] then borrows.
+    pub fn read_into(&self, i: usize, slot: &mut PageSlot<'_>) -> anyhow::Result<()> {
+        self.read_columns(i, slot, None)
     }
 
-    /// [`Self::read_into`], reading of the dense columns only those at the ascending
-    /// positions `dense` when given (the CSR block is always read). The other columns of the
-    /// buffer keep whatever they held: a pass must not look at them. A level pass of a tree
-    /// needs only its sampled columns, and the last one only the split columns, so this
-    /// saves copying the rest of a streamed page. A page this process has not yet checked is
+    /// [`Self::read_into`]. When the cache is not resident, the page's bytes are faulted in
+    /// now (`MADV_POPULATE_READ`), so that the pass that works on it meets no page faults:
+    /// of its dense columns only those at the ascending positions `dense` when given (a
+    /// level pass of a tree looks only at its sampled columns, the last one only at the
+    /// split columns), and always the CSR block. A page this process has not yet checked is
     /// read whole, for its checksum.
-    pub fn read_columns(&self, i: usize, buf: &mut PageBuf, dense: Option<&[usize]>) -> anyhow::Result<()> {
+    pub fn read_columns(
+        &self,
+        i: usize,
+        slot: &mut PageSlot<'_>,
+        dense: Option<&[usize]>,
+    ) -> anyhow::Result<()> {
+        slot.take(i);
         if self.is_resident() {
             return Ok(());
         }
-        let len = self.manifest.page_len(i) as usize;
         let info = self.manifest.pages[i];
-        let bad = |why: String| {
-            InputError::new(format!("cannot read page {i} of the binned cache ({why})"))
-                .file(self.dir.join("bins.bin"))
-                .hint(HINT)
-        };
+        let (start, len) = (info.offset as usize, self.manifest.page_len(i) as usize);
         // A page is checked the first time this process reads it (a reused cache was also
         // checked whole when it was opened); hashing every read again cost a tenth of a
         // streamed training, for a file that is never written in place.
-        let checked = self.checked[i].load(std::sync::atomic::Ordering::Acquire);
+        if !self.checked[i].load(std::sync::atomic::Ordering::Acquire) {
+            if super::checksum::xxh64(&self.map[start..start + len]) != info.checksum {
+                slot.page = None;
+                self.release(i);
+                return Err(InputError::new(format!(
+                    "cannot read page {i} of the binned cache (it does not match its checksum in the cache manifest)"
+                ))
+                .file(self.dir.join("bins.bin"))
+                .hint(HINT)
+                .into());
+            }
+            return Ok(());
+        }
         let rows = info.rows as usize;
         let csr = align(rows * self.layout.n_dense, 4)..len;
-        match dense.filter(|_| checked) {
-            None => buf.read(&self.file, info.offset, len, std::iter::once(0..len)),
+        let populate = |r: std::ops::Range<usize>| {
+            // Only a hint: without it (a kernel before 5.14) the pass takes the faults itself.
+            let _ = self
+                .map
+                .advise_range(memmap2::Advice::PopulateRead, start + r.start, r.len());
+        };
+        match dense {
+            None => populate(0..len),
             Some(cols) => {
-                let runs = column_runs(cols).map(|(a, b)| a * rows..b * rows);
-                buf.read(&self.file, info.offset, len, runs.chain(std::iter::once(csr)))
+                column_runs(cols).for_each(|(a, b)| populate(a * rows..b * rows));
+                populate(csr);
             }
         }
-        .map_err(|e| bad(e.to_string()))?;
-        if !checked && super::checksum::xxh64(buf.bytes(len)) != info.checksum {
-            return Err(bad("it does not match its checksum in the cache manifest".into()).into());
-        }
-        buf.page = Some(i);
         Ok(())
     }
 
-    /// Page `i`, from the map when the cache is resident, else from `buf`, which
-    /// [`Self::read_into`] must have filled with it.
-    pub fn view<'a>(&'a self, i: usize, buf: &'a PageBuf) -> anyhow::Result<Page<'a>> {
+    /// Calls `f` on every page in order. When the cache is not resident, a reader thread
+    /// of its own takes the next page into a second slot ([`Self::read_columns`], `dense`
+    /// as there) while `f` works on the current one. The reader is not one of rayon's
+    /// workers because `f` keeps those busy: on two cores, taking the next page in a
+    /// `rayon::join` beside the work left one worker waiting for it, so the pass paid for
+    /// every page fault in wall time. At most two pages are mapped at once.
+    pub fn for_each_page(
+        &self,
+        dense: Option<&[usize]>,
+        mut f: impl FnMut(Page<'_>) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let n_pages = self.manifest.pages.len();
+        let mut cur = self.page_slot();
+        if n_pages == 0 {
+            return Ok(());
+        }
+        self.read_columns(0, &mut cur, dense)?;
+        if self.is_resident() || n_pages == 1 {
+            for p in 0..n_pages {
+                f(self.page(p, &mut cur)?)?;
+            }
+            return Ok(());
+        }
+        let (ask, asked) = std::sync::mpsc::sync_channel::<(usize, PageSlot<'_>)>(1);
+        let (give, given) = std::sync::mpsc::sync_channel::<anyhow::Result<PageSlot<'_>>>(1);
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                for (i, mut slot) in asked {
+                    let read = self.read_columns(i, &mut slot, dense).map(|()| slot);
+                    if give.send(read).is_err() {
+                        break;
+                    }
+                }
+            });
+            // Owned here, so that any return drops it and ends the reader before the scope
+            // joins it.
+            let ask = ask;
+            let mut spare = Some(self.page_slot());
+            for p in 0..n_pages {
+                if p + 1 < n_pages {
+                    let slot = spare.take().expect("the spare slot is back");
+                    ask.send((p + 1, slot)).expect("the reader waits for pages");
+                }
+                let done = f(self.view(p, &cur)?);
+                if p + 1 < n_pages {
+                    let next = given.recv().expect("the reader answers each page")?;
+                    spare = Some(std::mem::replace(&mut cur, next));
+                }
+                done?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Hands page `i`'s mapped memory back to the kernel unless the cache is resident; a
+    /// later view of it faults it in again from the file.
+    fn release(&self, i: usize) {
+        if self.is_resident() {
+            return;
+        }
+        let info = self.manifest.pages[i];
+        // Only the memory pages wholly inside this page: one shared with a neighbour that a
+        // pass is working on would be faulted in again at once, and the kernel's fault-around
+        // would then map back up to 64 KiB of this page with it, never to be handed back.
+        const MEM_PAGE: usize = 4096;
+        let lo = align(info.offset as usize, MEM_PAGE);
+        let hi = (info.offset + self.manifest.page_len(i)) as usize / MEM_PAGE * MEM_PAGE;
+        if hi > lo {
+            // SAFETY: a read-only shared map of a file that is never written in place: the
+            // dropped pages are read again from the file, with the same bytes.
+            let _ = unsafe {
+                self.map
+                    .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, lo, hi - lo)
+            };
+        }
+    }
+
+    /// Page `i`, borrowed from the map; `slot` must hold it ([`Self::read_into`]).
+    pub fn view<'a>(&'a self, i: usize, slot: &'a PageSlot<'_>) -> anyhow::Result<Page<'a>> {
         let info = self.manifest.pages[i];
         let rows = info.rows as usize;
         let nnz = info.nnz as usize;
         let start = info.offset as usize;
         let dense_len = rows * self.layout.n_dense;
         let len = page_bytes(rows, self.layout.n_dense, nnz) as usize;
-        let bytes: &[u8] = if self.is_resident() {
-            &self.map[start..start + len]
-        } else {
-            assert_eq!(buf.page, Some(i), "page {i} viewed before it was read");
-            buf.bytes(len)
-        };
+        assert_eq!(slot.page, Some(i), "page {i} viewed before it was read");
+        let bytes = &self.map[start..start + len];
         let csr = &bytes[align(dense_len, 4)..];
         let indptr = &u32s(&csr[..4 * (rows + 1)])[..rows + 1];
         let indices = &u32s(&csr[4 * (rows + 1)..4 * (rows + 1) + 4 * nnz])[..nnz];

@@ -179,9 +179,7 @@ pub fn replay(
         at.clear();
         at.resize(margin.len(), 0.0);
     }
-    let mut buf = cache.page_buf();
-    for p in 0..cache.manifest.pages.len() {
-        let page = cache.page(p, &mut buf)?;
+    cache.for_each_page(None, |page| {
         let r0 = page.first_row as usize;
         for (r, m) in margin[r0..r0 + page.rows].iter_mut().enumerate() {
             for (t, tree) in trees.iter().enumerate() {
@@ -196,6 +194,6 @@ pub fn replay(
                 }
             }
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }

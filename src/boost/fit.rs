@@ -89,11 +89,11 @@ pub fn fit(
     let pf = page_features(&cache.layout, cuts);
     let slots = *pf.offsets.last().expect("offsets end with the total");
     let (state_bytes, hist_bytes) = train_bytes(n as u64, slots, params, threads);
-    let page_bytes = cache.manifest.max_page_len();
+    let page_bytes = cache.manifest.streamed_bytes(2);
     let names: Vec<&str> = cuts.features.iter().map(|f| f.name.as_str()).collect();
     let model_bytes = model_bytes(params, crate::memory::names_bytes(&names));
     drop(names);
-    let need = state_bytes + hist_bytes + model_bytes + 2 * page_bytes;
+    let need = state_bytes + hist_bytes + model_bytes + page_bytes;
     res.require(
         need,
         format!(
@@ -103,10 +103,11 @@ pub fn fit(
     )?;
     res.try_grow(state_bytes + hist_bytes + model_bytes)?;
     // The whole cache stays mapped when it fits beside the state; otherwise each pass reads
-    // page after page into two buffers (one read while the other is worked on).
+    // page after page through two slots of the map (one faulted in while the other is worked
+    // on), each page handed back to the kernel after use.
     let resident = res.try_grow(cache.manifest.bins_bytes()).is_ok();
     if !resident {
-        res.try_grow(2 * page_bytes)?;
+        res.try_grow(page_bytes)?;
     }
     cache.set_resident(resident);
 

@@ -206,101 +206,82 @@ fn level_pass(
     }
     need.sort_unstable();
     need.dedup();
-    // Two buffers when the cache is not resident: the next page is read while this one is
-    // worked on.
-    let mut bufs = [cache.page_buf(), cache.page_buf()];
-    let n_pages = cache.manifest.pages.len();
-    if n_pages > 0 {
-        cache.read_columns(0, &mut bufs[0], Some(&need))?;
-    }
-    for p in 0..n_pages {
-        let [b0, b1] = &mut bufs;
-        let (cur, next) = if p % 2 == 0 { (&*b0, b1) } else { (&*b1, b0) };
-        let page = cache.view(p, cur)?;
+    cache.for_each_page(Some(&need), |page| {
         let r0 = page.first_row as usize;
         let rows = page.rows;
         let chunk = rows.div_ceil(threads);
-        let work = || {
-            node[r0..r0 + rows]
-                .par_chunks_mut(chunk)
-                .zip(per_thread.par_iter_mut())
-                .zip(scratch.par_iter_mut())
-                .enumerate()
-                .for_each(|(t, ((nodes, hs), b))| {
-                    let first = t * chunk;
-                    let Buckets {
-                        slot_of,
-                        sorted,
-                        gh,
-                        groups,
-                    } = b;
-                    // Routing first, in a loop of its own: rows do not depend on each other
-                    // there, so the loads of many rows' codes (from as many columns as the
-                    // level has splits) are in flight at once.
-                    for (i, nd) in nodes.iter_mut().enumerate() {
-                        if let Some(rt) = routes.get(*nd as usize).copied().flatten() {
-                            let r = first + i;
-                            let code = match rt.dense {
-                                Some(d) => page.dense[d * rows + r],
-                                None => page.code(r, layout, rt.feature),
-                            };
-                            *nd = rt.step.child(code) as u32;
-                        }
-                    }
-                    if n_build == 0 {
-                        return;
-                    }
-                    // Each slot's row count, in `groups[s].1` for now.
-                    groups.fill((0, 0));
-                    for (i, &nd) in nodes.iter().enumerate() {
-                        let s = match slots.get(nd as usize) {
-                            Some(&s) if s >= 0 && gr.hess[r0 + first + i] != 0.0 => s as u32,
-                            _ => n_build as u32,
+        node[r0..r0 + rows]
+            .par_chunks_mut(chunk)
+            .zip(per_thread.par_iter_mut())
+            .zip(scratch.par_iter_mut())
+            .enumerate()
+            .for_each(|(t, ((nodes, hs), b))| {
+                let first = t * chunk;
+                let Buckets {
+                    slot_of,
+                    sorted,
+                    gh,
+                    groups,
+                } = b;
+                // Routing first, in a loop of its own: rows do not depend on each other
+                // there, so the loads of many rows' codes (from as many columns as the
+                // level has splits) are in flight at once.
+                for (i, nd) in nodes.iter_mut().enumerate() {
+                    if let Some(rt) = routes.get(*nd as usize).copied().flatten() {
+                        let r = first + i;
+                        let code = match rt.dense {
+                            Some(d) => page.dense[d * rows + r],
+                            None => page.code(r, layout, rt.feature),
                         };
-                        slot_of[i] = s;
-                        groups[s as usize].1 += 1;
+                        *nd = rt.step.child(code) as u32;
                     }
-                    // Counts to empty ranges at each slot's start; placing a row extends its range.
-                    let mut acc = 0;
-                    for g in groups[..n_build].iter_mut() {
-                        let k = g.1;
-                        *g = (acc, acc);
-                        acc += k;
+                }
+                if n_build == 0 {
+                    return;
+                }
+                // Each slot's row count, in `groups[s].1` for now.
+                groups.fill((0, 0));
+                for (i, &nd) in nodes.iter().enumerate() {
+                    let s = match slots.get(nd as usize) {
+                        Some(&s) if s >= 0 && gr.hess[r0 + first + i] != 0.0 => s as u32,
+                        _ => n_build as u32,
+                    };
+                    slot_of[i] = s;
+                    groups[s as usize].1 += 1;
+                }
+                // Counts to empty ranges at each slot's start; placing a row extends its range.
+                let mut acc = 0;
+                for g in groups[..n_build].iter_mut() {
+                    let k = g.1;
+                    *g = (acc, acc);
+                    acc += k;
+                }
+                for (i, &s) in slot_of[..nodes.len()].iter().enumerate() {
+                    if let Some(g) = groups[..n_build].get_mut(s as usize) {
+                        sorted[g.1] = i as u32;
+                        g.1 += 1;
                     }
-                    for (i, &s) in slot_of[..nodes.len()].iter().enumerate() {
-                        if let Some(g) = groups[..n_build].get_mut(s as usize) {
-                            sorted[g.1] = i as u32;
-                            g.1 += 1;
-                        }
-                    }
-                    // Row indices to page rows, and their gradient pairs in the same order, so
-                    // the histogram loops read both front to back.
-                    let built = acc;
-                    for (i, w) in sorted[..built].iter_mut().zip(gh.iter_mut()) {
-                        *i += first as u32;
-                        let r = r0 + *i as usize;
-                        *w = gr.q[r].packed();
-                    }
-                    add_groups(
-                        hs,
-                        &page,
-                        pf,
-                        cols,
-                        &groups[..n_build],
-                        &sorted[..built],
-                        &gh[..built],
-                    );
-                });
-        };
-        let (read, ()) = rayon::join(
-            || match p + 1 < n_pages {
-                true => cache.read_columns(p + 1, next, Some(&need)),
-                false => Ok(()),
-            },
-            work,
-        );
-        read?;
-    }
+                }
+                // Row indices to page rows, and their gradient pairs in the same order, so
+                // the histogram loops read both front to back.
+                let built = acc;
+                for (i, w) in sorted[..built].iter_mut().zip(gh.iter_mut()) {
+                    *i += first as u32;
+                    let r = r0 + *i as usize;
+                    *w = gr.q[r].packed();
+                }
+                add_groups(
+                    hs,
+                    &page,
+                    pf,
+                    cols,
+                    &groups[..n_build],
+                    &sorted[..built],
+                    &gh[..built],
+                );
+            });
+        Ok(())
+    })?;
     // Add the threads' histograms in thread order.
     let mut out = per_thread.remove(0);
     for hs in per_thread {

@@ -120,7 +120,10 @@ impl TrainShape {
     pub fn min_budget(&self) -> u64 {
         let n = self.needs();
         // Streaming reads the next page while it works on one.
-        n.state_bytes + n.histogram_bytes + n.model_bytes + 2 * n.min_page_bytes
+        n.state_bytes
+            + n.histogram_bytes
+            + n.model_bytes
+            + crate::binning::cache::streamed_bytes(2, n.min_page_bytes, self.rows)
     }
 
     /// How training runs with `budget` bytes.
@@ -171,7 +174,11 @@ pub fn binned_cache(
     let state = ds.rows() * state_bytes_per_row(params);
     // Two pages (one read while the other is worked on) of one byte per feature and row
     // (sparse columns only take less).
-    let page = 2 * ds.rows().min(PAGE_ROWS as u64) * ds.roles.features.len() as u64;
+    let page = crate::binning::cache::streamed_bytes(
+        2,
+        ds.rows().min(PAGE_ROWS as u64) * ds.roles.features.len() as u64,
+        ds.rows(),
+    );
     let train_budget = stages.budget("train");
     if state + page > train_budget {
         return Err(MemoryError::TooSmall {
@@ -227,8 +234,14 @@ mod tests {
             s.min_budget(),
             // State, histograms (8-byte slots, (3 + 2 threads) << 4 nodes), the model, two pages, and
             // per thread the level pass's row buckets for 8,192 rows and 32 slots: two u32
-            // and one packed i64 a row, one (usize, usize) a slot.
-            2_500_000 * 42 + 124 * 256 * 8 * (5 * 16) + 1000 + 2 * 16384 * 124 + 2 * (8192 * 16 + 33 * 16)
+            // and one packed i64 a row, one (usize, usize) a slot; and the memory page each
+            // of the 153 pages may keep mapped when streamed.
+            2_500_000 * 42
+                + 124 * 256 * 8 * (5 * 16)
+                + 1000
+                + 2 * (16384 * 124 + 2 * 4096)
+                + 2 * (8192 * 16 + 33 * 16)
+                + 153 * 4096
         );
         assert!(!s.at_budget(s.min_budget() - 1).fits);
         assert!(s.at_budget(s.min_budget()).fits);
