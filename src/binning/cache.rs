@@ -540,8 +540,8 @@ fn u32s(b: &[u8]) -> &[u32] {
 /// A pass's hold on one page of the map, made by [`PageCache::page_slot`]. When the cache is
 /// not resident, a slot that takes another page hands the one it held back to the kernel
 /// (its mapped memory leaves the process's resident set), and so does a slot that is
-/// dropped: a pass keeps at most a page a slot mapped, which callers price at
-/// [`CacheManifest::max_page_len`] bytes a slot.
+/// dropped: a pass keeps at most a page a slot mapped, which callers price with
+/// [`CacheManifest::streamed_bytes`].
 pub struct PageSlot<'a> {
     cache: &'a PageCache,
     /// The page it holds.
@@ -761,7 +761,7 @@ impl PageCache {
     /// as there) while `f` works on the current one. The reader is not one of rayon's
     /// workers because `f` keeps those busy: on two cores, taking the next page in a
     /// `rayon::join` beside the work left one worker waiting for it, so the pass paid for
-    /// every page fault in wall time. At most two pages are mapped at once.
+    /// every page's read in wall time. At most two pages are mapped at once.
     pub fn for_each_page(
         &self,
         dense: Option<&[usize]>,
