@@ -775,7 +775,10 @@ impl PageCache {
         self.read_columns(0, &mut cur, dense)?;
         if self.is_resident() || n_pages == 1 {
             for p in 0..n_pages {
-                f(self.page(p, &mut cur)?)?;
+                if p > 0 {
+                    self.read_columns(p, &mut cur, dense)?;
+                }
+                f(self.view(p, &cur)?)?;
             }
             return Ok(());
         }
