@@ -4,13 +4,17 @@
 //! same descending order of scores, so one sort per score column serves them all. Tied scores
 //! form one threshold, as in scikit-learn's `roc_curve` and `precision_recall_curve`.
 
+use rayon::slice::ParallelSliceMut;
+
 /// Fills `idx` with the row numbers sorted by descending score (ties in row order, so the
 /// result is deterministic). Scores compare by [`f32::total_cmp`]: a NaN score ranks above
 /// every number. `idx` is reused so that a caller sorting three columns allocates once.
+/// The sort runs on rayon's threads (in place, so it needs no room beyond `idx`): a
+/// training validated by AUC sorts its validation rows after every tree.
 pub(crate) fn sort_descending(score: &[f32], idx: &mut Vec<usize>) {
     idx.clear();
     idx.extend(0..score.len());
-    idx.sort_unstable_by(|&a, &b| score[b].total_cmp(&score[a]).then(a.cmp(&b)));
+    idx.par_sort_unstable_by(|&a, &b| score[b].total_cmp(&score[a]).then(a.cmp(&b)));
 }
 
 /// Walks `idx` (from [`sort_descending`]) one group of equal scores at a time, calling
