@@ -73,19 +73,19 @@ fn same_seed_same_model() {
 #[test]
 fn budget_and_file_layout_do_not_change_the_model() {
     let dir = tempfile::tempdir().unwrap();
-    // 400 genes × 100 rows: three pages of the cache, more than the two a pass holds.
-    let many = synth(dir.path(), "many", 400, 50);
-    let one = synth(dir.path(), "one", 400, 400);
-    let big = train(
-        &many,
-        &dir.path().join("big"),
-        &["memory.total=\"2GiB\"", "memory.train=\"1GiB\""],
-    )
-    .unwrap();
-    let small = train(&many, &dir.path().join("small"), &["memory.train=\"16MiB\""]).unwrap();
+    // 600 genes × 100 rows: four pages of the cache, enough for two threads to take whole
+    // pages, and more than the two a pass that splits pages holds. Two threads wherever the
+    // test runs, so that the budgets below choose the ways of passing they name.
+    let many = synth(dir.path(), "many", 600, 50);
+    let one = synth(dir.path(), "one", 600, 600);
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    let train = |data: &Path, name: &str, extra: &[&str]| {
+        pool.install(|| train(data, &dir.path().join(name), extra).unwrap())
+    };
+    // Resident: whole pages to each thread.
+    let big = train(&many, "big", &["memory.total=\"2GiB\"", "memory.train=\"1GiB\""]);
+    let small = train(&many, "small", &["memory.train=\"16MiB\""]);
     same_trees(&big, &small);
-    // A budget that holds the state, the histograms and two pages but not the whole cache:
-    // each pass reads the pages into two buffers.
     let cache_dir = std::fs::read_dir(dir.path().join("big/cache"))
         .unwrap()
         .next()
@@ -94,7 +94,7 @@ fn budget_and_file_layout_do_not_change_the_model() {
         .path();
     let m: cache::CacheManifest =
         serde_json::from_slice(&std::fs::read(cache_dir.join("manifest.json")).unwrap()).unwrap();
-    assert!(m.pages.len() >= 3);
+    assert_eq!(m.pages.len(), 4);
     let (state, hists) = spliceboost::boost::sizing::train_bytes(
         m.rows,
         *m.cuts.slot_offsets().last().unwrap(),
@@ -102,7 +102,7 @@ fn budget_and_file_layout_do_not_change_the_model() {
             max_depth: 3,
             ..Default::default()
         },
-        rayon::current_num_threads(),
+        2,
     );
     let names: Vec<&str> = m.cuts.features.iter().map(|f| f.name.as_str()).collect();
     let model = spliceboost::boost::sizing::model_bytes(
@@ -113,16 +113,16 @@ fn budget_and_file_layout_do_not_change_the_model() {
         },
         spliceboost::memory::names_bytes(&names),
     );
-    let streaming = state + hists + model + m.streamed_bytes(2) + 1024;
-    assert!(streaming < state + hists + m.bins_bytes());
-    let streamed = train(
-        &many,
-        &dir.path().join("streamed"),
-        &[&format!("memory.train={streaming}")],
-    )
-    .unwrap();
-    same_trees(&big, &streamed);
-    let single = train(&one, &dir.path().join("single"), &["memory.train=\"16MiB\""]).unwrap();
+    // Budgets that hold the state, the histograms and some pages but not the whole cache:
+    // three pages (one per thread and the next), then only two (each page split among the
+    // threads).
+    for (pages, name) in [(3, "whole_pages"), (2, "split_pages")] {
+        let streaming = state + hists + model + m.streamed_bytes(pages) + 1024;
+        assert!(streaming < state + hists + m.bins_bytes());
+        let streamed = train(&many, name, &[&format!("memory.train={streaming}")]);
+        same_trees(&big, &streamed);
+    }
+    let single = train(&one, "single", &["memory.train=\"16MiB\""]);
     same_trees(&big, &single);
 }
 
@@ -555,6 +555,41 @@ fn a_streamed_pass_keeps_at_most_two_pages_mapped_and_hands_them_back() {
         );
     }
     assert_eq!(rows as u64, 2 * pc.manifest.rows);
+    assert!(most > 0 && most <= bound, "{most} bytes mapped, bound {bound}");
+}
+
+#[test]
+fn a_whole_page_pass_keeps_a_page_per_worker_and_one_more_mapped_and_hands_them_back() {
+    let dir = tempfile::tempdir().unwrap();
+    // 60,000 rows: four pages.
+    let (_, _, pc) = small_cache(dir.path(), 600, 64);
+    let bins = dir.path().join("c/bins.bin").canonicalize().unwrap();
+    pc.set_resident(false);
+    let workers = 2;
+    let bound = pc.manifest.streamed_bytes(workers as u64 + 1);
+    let most = std::sync::atomic::AtomicU64::new(0);
+    // Each worker counts its pages' rows; each row's item says which page gave it.
+    let mut states = vec![0usize; workers];
+    let mut seen = vec![u32::MAX; pc.manifest.rows as usize];
+    pc.par_pages(None, &mut states, &mut seen, |rows, page, items| {
+        let sum: u64 = page.dense.iter().map(|&b| b as u64).sum();
+        assert!(sum < u64::MAX);
+        *rows += page.rows;
+        items.fill((page.first_row / cache::PAGE_ROWS as u64) as u32);
+        most.fetch_max(mapped_rss(&bins), std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(states.iter().sum::<usize>() as u64, pc.manifest.rows);
+    for (r, &p) in seen.iter().enumerate() {
+        assert_eq!(p as usize, r / cache::PAGE_ROWS, "row {r}");
+    }
+    let left = mapped_rss(&bins);
+    assert!(
+        left <= pc.manifest.streamed_bytes(0),
+        "{left} bytes left mapped after the pass"
+    );
+    let most = most.into_inner();
     assert!(most > 0 && most <= bound, "{most} bytes mapped, bound {bound}");
 }
 

@@ -621,6 +621,8 @@ pub struct PageCache {
     pub layout: Layout,
     map: Mmap,
     resident: std::sync::atomic::AtomicBool,
+    /// How many pages a pass may work on at once ([`Self::set_page_workers`]).
+    page_workers: std::sync::atomic::AtomicUsize,
     /// Pages already checked in this process: their CSR block by sprs's structure check on
     /// the first view, and, when streamed, their bytes against the manifest's checksum on the
     /// first read. The file is never written in place, so later reads give the same bytes.
@@ -650,6 +652,15 @@ impl PageCache {
 
     pub fn open(dir: &Path, manifest: CacheManifest) -> anyhow::Result<Self> {
         let path = dir.join("bins.bin");
+        // Passes rely on it to hand each page's rows to one worker (`par_pages`).
+        if let Err(e) = manifest.check() {
+            return Err(
+                InputError::new(format!("the page cache has an inconsistent manifest ({e})"))
+                    .file(dir.join("manifest.json"))
+                    .hint(HINT)
+                    .into(),
+            );
+        }
         let file = std::fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
         if file.metadata()?.len() != manifest.bins_bytes() {
             return Err(InputError::new("the page cache is incomplete")
@@ -681,6 +692,7 @@ impl PageCache {
             manifest,
             map,
             resident: std::sync::atomic::AtomicBool::new(true),
+            page_workers: std::sync::atomic::AtomicUsize::new(1),
         })
     }
 
@@ -813,6 +825,113 @@ impl PageCache {
         })
     }
 
+    /// Calls `f(state, page, rows)` on every page, each page whole on one of `states.len()`
+    /// workers, each worker with its own state; `rows` is the page's part of `per_row` (one
+    /// item per cached row). Pages are handed out in order as workers come free. Against
+    /// [`Self::for_each_page`], which splits every page among the threads, a pass wakes its
+    /// workers once instead of once per page. When the cache is not resident, a reader
+    /// thread of its own maps the next page while the workers work, so at most
+    /// `states.len() + 1` pages are mapped at once.
+    pub fn par_pages<S: Send, T: Send>(
+        &self,
+        dense: Option<&[usize]>,
+        states: &mut [S],
+        per_row: &mut [T],
+        f: impl Fn(&mut S, Page<'_>, &mut [T]) -> anyhow::Result<()> + Sync,
+    ) -> anyhow::Result<()> {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::Mutex;
+        let n_pages = self.manifest.pages.len();
+        assert_eq!(
+            per_row.len() as u64,
+            self.manifest.rows,
+            "one item per cached row"
+        );
+        /// `per_row`'s start, shared by the workers.
+        struct Rows<T>(*mut T);
+        // SAFETY: each page, so each run of rows, goes to one worker only (below).
+        unsafe impl<T: Send> Sync for Rows<T> {}
+        let base = Rows(per_row.as_mut_ptr());
+        let base = &base;
+        let failed: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+        let stop = AtomicBool::new(false);
+        let fail = |e: anyhow::Error| {
+            stop.store(true, Ordering::Relaxed);
+            failed.lock().expect("no worker panicked").get_or_insert(e);
+        };
+        let work = |st: &mut S, i: usize, slot: &PageSlot<'_>| {
+            let info = self.manifest.pages[i];
+            // SAFETY: page `i` is handed out once (by a counter or a channel, below); its rows
+            // start at `i * PAGE_ROWS` and pages are `PAGE_ROWS` rows, the last no more, adding
+            // up to the cache's rows (`CacheManifest::check`, in `open`), which are `per_row`'s
+            // length (asserted above); and `per_row` stays borrowed until every worker is done.
+            let rows =
+                unsafe { std::slice::from_raw_parts_mut(base.0.add(i * PAGE_ROWS), info.rows as usize) };
+            if let Err(e) = self.view(i, slot).and_then(|page| f(st, page, rows)) {
+                fail(e);
+            }
+        };
+        if self.is_resident() {
+            let next = AtomicUsize::new(0);
+            rayon::scope(|s| {
+                for st in states.iter_mut() {
+                    let (next, stop, work, fail) = (&next, &stop, &work, &fail);
+                    s.spawn(move |_| {
+                        let mut slot = self.page_slot();
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            if i >= n_pages || stop.load(Ordering::Relaxed) {
+                                break;
+                            }
+                            match self.read_columns(i, &mut slot, dense) {
+                                Ok(()) => work(st, i, &slot),
+                                Err(e) => fail(e),
+                            }
+                        }
+                    });
+                }
+            });
+        } else {
+            // A rendezvous channel: the reader holds one mapped page until a worker takes it.
+            let (give, given) = std::sync::mpsc::sync_channel::<anyhow::Result<(usize, PageSlot<'_>)>>(0);
+            let given = Mutex::new(given);
+            std::thread::scope(|ts| {
+                ts.spawn(move || {
+                    for i in 0..n_pages {
+                        let mut slot = self.page_slot();
+                        let read = self.read_columns(i, &mut slot, dense).map(|()| (i, slot));
+                        let bad = read.is_err();
+                        if give.send(read).is_err() || bad {
+                            break;
+                        }
+                    }
+                });
+                rayon::scope(|s| {
+                    for st in states.iter_mut() {
+                        let (given, stop, work, fail) = (&given, &stop, &work, &fail);
+                        s.spawn(move |_| {
+                            while !stop.load(Ordering::Relaxed) {
+                                // The lock is held while waiting, so pages go out in order.
+                                let msg = given.lock().expect("no worker panicked").recv();
+                                match msg {
+                                    Ok(Ok((i, slot))) => work(st, i, &slot),
+                                    Ok(Err(e)) => fail(e),
+                                    Err(_) => break,
+                                }
+                            }
+                        });
+                    }
+                });
+                // Ends a reader still waiting to hand over a page nobody will take.
+                drop(given);
+            });
+        }
+        match failed.into_inner().expect("no worker panicked") {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
     /// Hands page `i`'s mapped memory back to the kernel unless the cache is resident; a
     /// later view of it faults it in again from the file.
     fn release(&self, i: usize) {
@@ -873,6 +992,18 @@ impl PageCache {
             dense: &bytes[..dense_len],
             sparse,
         })
+    }
+
+    /// How many workers a pass may give a page each ([`Self::par_pages`]): the trainer sets
+    /// its thread count when the budget holds that many pages and one more, else 1 (each
+    /// page split among the threads, [`Self::for_each_page`]).
+    pub fn set_page_workers(&self, n: usize) {
+        self.page_workers
+            .store(n.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn page_workers(&self) -> usize {
+        self.page_workers.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether pages stay resident after use (the budget holds the whole cache).

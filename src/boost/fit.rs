@@ -103,13 +103,20 @@ pub fn fit(
     )?;
     res.try_grow(state_bytes + hist_bytes + model_bytes)?;
     // The whole cache stays mapped when it fits beside the state; otherwise each pass reads
-    // page after page through two slots of the map (one faulted in while the other is worked
-    // on), each page handed back to the kernel after use.
+    // page after page, each handed back to the kernel after use: a page per thread and the
+    // next one being mapped when the budget holds them, else two (one faulted in while the
+    // other is split among the threads).
     let resident = res.try_grow(cache.manifest.bins_bytes()).is_ok();
-    if !resident {
+    let whole_pages = resident
+        || (threads > 1
+            && res
+                .try_grow(cache.manifest.streamed_bytes(threads as u64 + 1))
+                .is_ok());
+    if !whole_pages {
         res.try_grow(page_bytes)?;
     }
     cache.set_resident(resident);
+    cache.set_page_workers(if whole_pages { threads } else { 1 });
 
     let class = params.class_code().map_err(InputError::new)?;
     let target: Vec<f32> = labels.iter().map(|&l| f32::from(u8::from(l == class))).collect();

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use super::hist::{add_groups, Columns, GradPair, Histogram, Packed, PageFeatures, QPair, Quantizer};
 use super::tree::{best_split, Split, SplitParams, Step, Tree};
 use super::TrainParams;
-use crate::binning::cache::{PageCache, Position, PAGE_ROWS};
+use crate::binning::cache::{Page, PageCache, Position, PAGE_ROWS};
 
 /// What one level pass does at a node.
 #[derive(Clone, Copy)]
@@ -195,9 +195,7 @@ fn level_pass(
     let layout = &cache.layout;
     // Per thread, the chunk's rows grouped by build slot (a counting sort), so that each
     // histogram is filled feature by feature from the page's columns.
-    let mut scratch: Vec<Buckets> = (0..threads)
-        .map(|_| Buckets::new(PAGE_ROWS.div_ceil(threads), n_build))
-        .collect();
+    let mut scratch: Vec<Buckets> = (0..threads).map(|_| Buckets::new(PAGE_ROWS, n_build)).collect();
     // The dense columns this pass looks at: the split columns it routes by and the columns
     // it builds histograms of; a streamed page is read for those only.
     let mut need: Vec<usize> = routes.iter().flatten().filter_map(|r| r.dense).collect();
@@ -206,82 +204,42 @@ fn level_pass(
     }
     need.sort_unstable();
     need.dedup();
-    cache.for_each_page(Some(&need), |page| {
-        let r0 = page.first_row as usize;
-        let rows = page.rows;
-        let chunk = rows.div_ceil(threads);
-        node[r0..r0 + rows]
-            .par_chunks_mut(chunk)
-            .zip(per_thread.par_iter_mut())
-            .zip(scratch.par_iter_mut())
-            .enumerate()
-            .for_each(|(t, ((nodes, hs), b))| {
-                let first = t * chunk;
-                let Buckets {
-                    slot_of,
-                    sorted,
-                    gh,
-                    groups,
-                } = b;
-                // Routing first, in a loop of its own: rows do not depend on each other
-                // there, so the loads of many rows' codes (from as many columns as the
-                // level has splits) are in flight at once.
-                for (i, nd) in nodes.iter_mut().enumerate() {
-                    if let Some(rt) = routes.get(*nd as usize).copied().flatten() {
-                        let r = first + i;
-                        let code = match rt.dense {
-                            Some(d) => page.dense[d * rows + r],
-                            None => page.code(r, layout, rt.feature),
-                        };
-                        *nd = rt.step.child(code) as u32;
-                    }
-                }
-                if n_build == 0 {
-                    return;
-                }
-                // Each slot's row count, in `groups[s].1` for now.
-                groups.fill((0, 0));
-                for (i, &nd) in nodes.iter().enumerate() {
-                    let s = match slots.get(nd as usize) {
-                        Some(&s) if s >= 0 && gr.hess[r0 + first + i] != 0.0 => s as u32,
-                        _ => n_build as u32,
-                    };
-                    slot_of[i] = s;
-                    groups[s as usize].1 += 1;
-                }
-                // Counts to empty ranges at each slot's start; placing a row extends its range.
-                let mut acc = 0;
-                for g in groups[..n_build].iter_mut() {
-                    let k = g.1;
-                    *g = (acc, acc);
-                    acc += k;
-                }
-                for (i, &s) in slot_of[..nodes.len()].iter().enumerate() {
-                    if let Some(g) = groups[..n_build].get_mut(s as usize) {
-                        sorted[g.1] = i as u32;
-                        g.1 += 1;
-                    }
-                }
-                // Row indices to page rows, and their gradient pairs in the same order, so
-                // the histogram loops read both front to back.
-                let built = acc;
-                for (i, w) in sorted[..built].iter_mut().zip(gh.iter_mut()) {
-                    *i += first as u32;
-                    let r = r0 + *i as usize;
-                    *w = gr.q[r].packed();
-                }
-                add_groups(
-                    hs,
-                    &page,
-                    pf,
-                    cols,
-                    &groups[..n_build],
-                    &sorted[..built],
-                    &gh[..built],
-                );
-            });
-        Ok(())
-    })?;
+    let work = PassWork {
+        routes,
+        slots,
+        n_build,
+        gr,
+        pf,
+        cols,
+        layout,
+    };
+    let n_pages = cache.manifest.pages.len();
+    let workers = cache.page_workers().min(threads);
+    if workers > 1 && n_pages >= 2 * workers {
+        // Whole pages to each thread: one wake-up per pass instead of one per page.
+        let mut states: Vec<_> = per_thread
+            .iter_mut()
+            .zip(scratch.iter_mut())
+            .take(workers)
+            .collect();
+        cache.par_pages(Some(&need), &mut states, node, |(hs, b), page, nodes| {
+            work.run(&page, 0, nodes, hs, b);
+            Ok(())
+        })?;
+    } else {
+        cache.for_each_page(Some(&need), |page| {
+            let r0 = page.first_row as usize;
+            let rows = page.rows;
+            let chunk = rows.div_ceil(threads);
+            node[r0..r0 + rows]
+                .par_chunks_mut(chunk)
+                .zip(per_thread.par_iter_mut())
+                .zip(scratch.par_iter_mut())
+                .enumerate()
+                .for_each(|(t, ((nodes, hs), b))| work.run(&page, t * chunk, nodes, hs, b));
+            Ok(())
+        })?;
+    }
     // Add the threads' histograms in thread order.
     let mut out = per_thread.remove(0);
     for hs in per_thread {
@@ -290,6 +248,97 @@ fn level_pass(
         }
     }
     Ok(out)
+}
+
+/// What a level pass does with a run of a page's rows.
+struct PassWork<'s, 'g> {
+    routes: &'s [Option<Route>],
+    slots: &'s [i32],
+    n_build: usize,
+    gr: &'s Gradients<'g>,
+    pf: &'s PageFeatures,
+    cols: &'s Columns,
+    layout: &'s crate::binning::cache::Layout,
+}
+
+impl PassWork<'_, '_> {
+    /// Routes page rows `first..first + nodes.len()` (whose nodes are `nodes`) and adds them
+    /// to the histograms `hs` of their nodes' build slots, grouping them in `b`.
+    fn run(&self, page: &Page<'_>, first: usize, nodes: &mut [u32], hs: &mut [Histogram], b: &mut Buckets) {
+        let PassWork {
+            routes,
+            slots,
+            n_build,
+            gr,
+            pf,
+            cols,
+            layout,
+        } = *self;
+        let r0 = page.first_row as usize;
+        let rows = page.rows;
+        let Buckets {
+            slot_of,
+            sorted,
+            gh,
+            groups,
+        } = b;
+        // Routing first, in a loop of its own: rows do not depend on each other there, so
+        // the loads of many rows' codes (from as many columns as the level has splits) are
+        // in flight at once.
+        for (i, nd) in nodes.iter_mut().enumerate() {
+            if let Some(rt) = routes.get(*nd as usize).copied().flatten() {
+                let r = first + i;
+                let code = match rt.dense {
+                    Some(d) => page.dense[d * rows + r],
+                    None => page.code(r, layout, rt.feature),
+                };
+                *nd = rt.step.child(code) as u32;
+            }
+        }
+        if n_build == 0 {
+            return;
+        }
+        // Each slot's row count, in `groups[s].1` for now.
+        groups.fill((0, 0));
+        for (i, &nd) in nodes.iter().enumerate() {
+            let s = match slots.get(nd as usize) {
+                Some(&s) if s >= 0 && gr.hess[r0 + first + i] != 0.0 => s as u32,
+                _ => n_build as u32,
+            };
+            slot_of[i] = s;
+            groups[s as usize].1 += 1;
+        }
+        // Counts to empty ranges at each slot's start; placing a row extends its range.
+        let mut acc = 0;
+        for g in groups[..n_build].iter_mut() {
+            let k = g.1;
+            *g = (acc, acc);
+            acc += k;
+        }
+        for (i, &s) in slot_of[..nodes.len()].iter().enumerate() {
+            if let Some(g) = groups[..n_build].get_mut(s as usize) {
+                sorted[g.1] = i as u32;
+                g.1 += 1;
+            }
+        }
+        // Row indices to page rows, and their gradient pairs in the same order, so the
+        // histogram loops read both front to back.
+        let built = acc;
+        for (i, w) in sorted[..built].iter_mut().zip(gh.iter_mut()) {
+            *i += first as u32;
+            let r = r0 + *i as usize;
+            *w = gr.q[r].packed();
+        }
+        add_groups(
+            hs,
+            page,
+            pf,
+            cols,
+            &groups[..n_build],
+            &sorted[..built],
+            &gh[..built],
+        );
+    }
 }
 
 /// One thread's scratch for grouping a page chunk's rows by build slot.

@@ -95,7 +95,7 @@ pub struct BudgetFit {
 /// The level pass's scratch for grouping rows by node, over all threads.
 pub fn bucket_bytes(max_depth: u64, threads: u64) -> u64 {
     let builds = 1usize << max_depth.saturating_sub(1).min(20);
-    threads * super::grow::Buckets::bytes(PAGE_ROWS.div_ceil(threads.max(1) as usize), builds)
+    threads * super::grow::Buckets::bytes(PAGE_ROWS, builds)
 }
 
 impl TrainShape {
