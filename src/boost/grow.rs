@@ -265,15 +265,7 @@ impl PassWork<'_, '_> {
     /// Routes page rows `first..first + nodes.len()` (whose nodes are `nodes`) and adds them
     /// to the histograms `hs` of their nodes' build slots, grouping them in `b`.
     fn run(&self, page: &Page<'_>, first: usize, nodes: &mut [u32], hs: &mut [Histogram], b: &mut Buckets) {
-        let PassWork {
-            routes,
-            slots,
-            n_build,
-            gr,
-            pf,
-            cols,
-            layout,
-        } = *self;
+        let (gr, n_build) = (self.gr, self.n_build);
         let r0 = page.first_row as usize;
         let rows = page.rows;
         let Buckets {
@@ -286,11 +278,11 @@ impl PassWork<'_, '_> {
         // the loads of many rows' codes (from as many columns as the level has splits) are
         // in flight at once.
         for (i, nd) in nodes.iter_mut().enumerate() {
-            if let Some(rt) = routes.get(*nd as usize).copied().flatten() {
+            if let Some(rt) = self.routes.get(*nd as usize).copied().flatten() {
                 let r = first + i;
                 let code = match rt.dense {
                     Some(d) => page.dense[d * rows + r],
-                    None => page.code(r, layout, rt.feature),
+                    None => page.code(r, self.layout, rt.feature),
                 };
                 *nd = rt.step.child(code) as u32;
             }
@@ -301,7 +293,7 @@ impl PassWork<'_, '_> {
         // Each slot's row count, in `groups[s].1` for now.
         groups.fill((0, 0));
         for (i, &nd) in nodes.iter().enumerate() {
-            let s = match slots.get(nd as usize) {
+            let s = match self.slots.get(nd as usize) {
                 Some(&s) if s >= 0 && gr.hess[r0 + first + i] != 0.0 => s as u32,
                 _ => n_build as u32,
             };
@@ -332,8 +324,8 @@ impl PassWork<'_, '_> {
         add_groups(
             hs,
             page,
-            pf,
-            cols,
+            self.pf,
+            self.cols,
             &groups[..n_build],
             &sorted[..built],
             &gh[..built],
