@@ -193,8 +193,9 @@ fn level_pass(
         .map(|_| (0..n_build).map(|_| Histogram::zeros(hist_slots)).collect())
         .collect();
     let layout = &cache.layout;
-    // Per thread, the chunk's rows grouped by build slot (a counting sort), so that each
-    // histogram is filled feature by feature from the page's columns.
+    // Per thread, its rows of a page grouped by build slot (a counting sort), so that each
+    // histogram is filled feature by feature from the page's columns; sized for a whole page,
+    // which a thread takes when the pass gives out whole pages.
     let mut scratch: Vec<Buckets> = (0..threads).map(|_| Buckets::new(PAGE_ROWS, n_build)).collect();
     // The dense columns this pass looks at: the split columns it routes by and the columns
     // it builds histograms of; a streamed page is read for those only.
