@@ -768,61 +768,20 @@ impl PageCache {
         Ok(())
     }
 
-    /// Calls `f` on every page in order. When the cache is not resident, a reader thread
-    /// of its own takes the next page into a second slot ([`Self::read_columns`], `dense`
-    /// as there) while `f` works on the current one. The reader is not one of rayon's
-    /// workers because `f` keeps those busy: on two cores, taking the next page in a
+    /// Calls `f` on every page in order: [`Self::par_pages`] with one worker, so that when
+    /// the cache is not resident the reader thread maps the next page while `f` works on the
+    /// current one, and at most two pages are mapped at once. The reader is not one of
+    /// rayon's workers because `f` keeps those busy: on two cores, taking the next page in a
     /// `rayon::join` beside the work left one worker waiting for it, so the pass paid for
-    /// every page's read in wall time. At most two pages are mapped at once.
+    /// every page's read in wall time.
     pub fn for_each_page(
         &self,
         dense: Option<&[usize]>,
-        mut f: impl FnMut(Page<'_>) -> anyhow::Result<()>,
+        mut f: impl FnMut(Page<'_>) -> anyhow::Result<()> + Send,
     ) -> anyhow::Result<()> {
-        let n_pages = self.manifest.pages.len();
-        let mut cur = self.page_slot();
-        if n_pages == 0 {
-            return Ok(());
-        }
-        self.read_columns(0, &mut cur, dense)?;
-        if self.is_resident() || n_pages == 1 {
-            for p in 0..n_pages {
-                if p > 0 {
-                    self.read_columns(p, &mut cur, dense)?;
-                }
-                f(self.view(p, &cur)?)?;
-            }
-            return Ok(());
-        }
-        let (ask, asked) = std::sync::mpsc::sync_channel::<(usize, PageSlot<'_>)>(1);
-        let (give, given) = std::sync::mpsc::sync_channel::<anyhow::Result<PageSlot<'_>>>(1);
-        std::thread::scope(|s| {
-            s.spawn(move || {
-                for (i, mut slot) in asked {
-                    let read = self.read_columns(i, &mut slot, dense).map(|()| slot);
-                    if give.send(read).is_err() {
-                        break;
-                    }
-                }
-            });
-            // Owned here, so that any return drops it and ends the reader before the scope
-            // joins it.
-            let ask = ask;
-            let mut spare = Some(self.page_slot());
-            for p in 0..n_pages {
-                if p + 1 < n_pages {
-                    let slot = spare.take().expect("the spare slot is back");
-                    ask.send((p + 1, slot)).expect("the reader waits for pages");
-                }
-                let done = f(self.view(p, &cur)?);
-                if p + 1 < n_pages {
-                    let next = given.recv().expect("the reader answers each page")?;
-                    spare = Some(std::mem::replace(&mut cur, next));
-                }
-                done?;
-            }
-            Ok(())
-        })
+        // `()` per row takes no memory: the one worker needs no rows of its own.
+        let mut no_rows = vec![(); self.manifest.rows as usize];
+        self.par_pages(dense, &mut [&mut f], &mut no_rows, |f, page, _| f(page))
     }
 
     /// Calls `f(state, page, rows)` on every page, each page whole on one of `states.len()`
