@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use spliceboost::binning::cache::{self, PageCache};
 use spliceboost::binning::{sketch_dataset, Cuts, QuantileSketch};
 use spliceboost::boost::hist::{page_features, Histogram, Packed};
-use spliceboost::boost::{Model, Role, TrainParams};
+use spliceboost::boost::{EvalMetric, Model, Role, TrainParams};
 use spliceboost::io::{to_f32, Dataset};
 use spliceboost::memory::{MemoryConsumer, MemoryPool};
 use spliceboost::run::config::Config;
@@ -377,6 +377,63 @@ fn training_margins_equal_predict_on_raw_features() {
         );
     });
     assert_eq!(rows, labels.len());
+}
+
+#[test]
+fn the_logged_losses_are_those_of_the_returned_margins() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, _, pc) = small_cache(dir.path(), 12, 64);
+    let labels = pc.labels().unwrap();
+    let roles: Vec<Role> = (0..labels.len())
+        .map(|i| match i % 5 {
+            0 => Role::Valid,
+            1 => Role::Skip,
+            _ => Role::Train,
+        })
+        .collect();
+    let pool = std::sync::Arc::new(MemoryPool::new(1 << 30));
+    for metric in [EvalMetric::Logloss, EvalMetric::Rmse] {
+        let params = TrainParams {
+            n_estimators: 6,
+            max_depth: 4,
+            subsample: 0.8,
+            eval_metric: metric,
+            early_stopping_rounds: 0,
+            ..Default::default()
+        };
+        let mut res = MemoryConsumer::new("train").register(&pool);
+        let fitted = spliceboost::boost::fit(&pc, &labels, &roles, &params, 5, &mut res, |_| {}).unwrap();
+        // The oracle: the last round's losses worked out here, in f64 and row order, from
+        // the margins the fit returns (which `training_margins_equal_predict_on_raw_features`
+        // checks against the model).
+        let class = params.class_code().unwrap();
+        let mean_over = |role: Role, term: &dyn Fn(f64, f64) -> f64| {
+            let (mut s, mut n) = (0.0, 0);
+            for (i, &m) in fitted.margin.iter().enumerate() {
+                if roles[i] == role {
+                    let y = f64::from(u8::from(labels[i] == class));
+                    s += term(1.0 / (1.0 + (-(m as f64)).exp()), y);
+                    n += 1;
+                }
+            }
+            s / n as f64
+        };
+        let logloss = |p: f64, y: f64| -(y * p.ln() + (1.0 - y) * (1.0 - p).ln());
+        let last = fitted.model.log.last().unwrap();
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-6 * b.abs();
+        let train = mean_over(Role::Train, &logloss);
+        assert!(
+            close(last.train_loss, train),
+            "{metric:?}: train {} against {train}",
+            last.train_loss
+        );
+        let valid = match metric {
+            EvalMetric::Rmse => mean_over(Role::Valid, &|p, y| (p - y).powi(2)).sqrt(),
+            _ => mean_over(Role::Valid, &logloss),
+        };
+        let logged = last.valid_score.unwrap();
+        assert!(close(logged, valid), "{metric:?}: valid {logged} against {valid}");
+    }
 }
 
 /// Calls `f` with each dataset row's raw feature values, in cache order; returns the rows.

@@ -218,20 +218,20 @@ pub fn fit(
         if stopped {
             break;
         }
-        // Row subsample: a row trains this tree when its draw falls under the rate.
-        weight.par_iter_mut().enumerate().for_each(|(i, w)| {
-            *w = if params.subsample < 1.0 && draw(seed, t, i) >= params.subsample {
-                0.0
-            } else {
-                weight_of(i)
-            };
-        });
-        params
-            .objective
-            .gradients(&margin, &target, &weight, &mut grad, &mut hess);
+        let subsample = (params.subsample < 1.0).then_some(params.subsample);
+        let maxima = prepare(
+            params.objective,
+            subsample,
+            (seed, t),
+            (&margin, &target),
+            &weight_of,
+            (&mut weight, &mut grad, &mut hess),
+        );
         // As LightGBM, the first 1 / learning_rate trees see every row: until then the
         // gradients are nearly all alike, and a top share of ties would keep them all.
-        if params.sampling == Sampling::Goss && (t as f64) >= (1.0 / params.learning_rate).floor() {
+        let goss_now =
+            params.sampling == Sampling::Goss && (t as f64) >= (1.0 / params.learning_rate).floor();
+        if goss_now {
             // The weights are not needed again this tree: their room sorts the magnitudes.
             goss(
                 &mut grad,
@@ -243,7 +243,16 @@ pub fn fit(
                 t,
             );
         }
-        let quant = quantize(&grad, &hess, &mut q, levels, seed, t);
+        // GOSS scales some rows up, so the largest gradient is taken again after it.
+        let quant = quantize(
+            &grad,
+            &hess,
+            &mut q,
+            levels,
+            seed,
+            t,
+            (!goss_now).then_some(maxima),
+        );
         let features = column_sample(nf, params.colsample_bytree, seed, t);
         let gr = Gradients {
             grad: &grad,
@@ -253,14 +262,22 @@ pub fn fit(
         };
         let mut tree = grow(cache, &pf, &features, &gr, &mut node, params, &sp)?;
         tree.shrink_to_fit();
-        margin
-            .par_iter_mut()
-            .zip(node.par_iter())
-            .for_each(|(m, &nd)| *m += tree.value[nd as usize]);
+        let sums = add_tree(
+            &tree.value,
+            &node,
+            &mut margin,
+            &target,
+            roles,
+            params.objective,
+            params.eval_metric,
+        );
         trees.push(tree);
 
-        let train_loss = training_loss(params.objective, &margin, &target, roles);
+        let train_loss = params.objective.loss_of_sum(sums.train.0, sums.train.1);
         let valid_score = (n_valid > 0).then(|| {
+            if params.eval_metric.is_mean() {
+                return params.eval_metric.of_sum(sums.valid.0, sums.valid.1);
+            }
             valid_p.clear();
             valid_y.clear();
             for i in (0..n).filter(|&i| roles[i] == Role::Valid) {
@@ -328,36 +345,110 @@ pub fn fit(
     })
 }
 
-/// Mean training loss (log loss, or RMSE for squared error) over the training rows, summed
-/// in fixed page-sized chunks so that the figure never depends on the thread count.
-fn training_loss(objective: Objective, margin: &[f32], target: &[f32], roles: &[Role]) -> f64 {
-    let parts: Vec<(f64, u64)> = margin
-        .par_chunks(PAGE_ROWS)
+/// Row sums a pass after each tree gives: `(sum, rows)` of the training loss's terms over
+/// the training rows, and of the validation metric's over the validation rows (when it is a
+/// mean of row terms).
+struct TreeSums {
+    train: (f64, u64),
+    valid: (f64, u64),
+}
+
+/// Adds a tree to every row's margin (`values` of the leaf in `node`) and, in the same pass,
+/// sums the training loss and the validation metric, in page-sized chunks added in order, so
+/// that neither figure depends on the thread count. One pass instead of three: on 2.5M
+/// rows the separate passes took a tenth of a resident training.
+fn add_tree(
+    values: &[f32],
+    node: &[u32],
+    margin: &mut [f32],
+    target: &[f32],
+    roles: &[Role],
+    objective: Objective,
+    metric: EvalMetric,
+) -> TreeSums {
+    let parts: Vec<TreeSums> = margin
+        .par_chunks_mut(PAGE_ROWS)
         .enumerate()
         .map(|(c, m)| {
             let off = c * PAGE_ROWS;
-            let (mut s, mut k) = (0.0f64, 0u64);
-            for (i, &mi) in m.iter().enumerate() {
-                if roles[off + i] != Role::Train {
-                    continue;
+            let mut s = TreeSums {
+                train: (0.0, 0),
+                valid: (0.0, 0),
+            };
+            for (i, mi) in m.iter_mut().enumerate() {
+                let r = off + i;
+                *mi += values[node[r] as usize];
+                match roles[r] {
+                    Role::Train => {
+                        s.train.0 += objective.loss_term(*mi, target[r]);
+                        s.train.1 += 1;
+                    }
+                    Role::Valid if metric.is_mean() => {
+                        s.valid.0 += metric.row_term(objective.transform(*mi), target[r]);
+                        s.valid.1 += 1;
+                    }
+                    _ => {}
                 }
-                let p = objective.transform(mi);
-                let y = target[off + i];
-                s += match objective {
-                    Objective::Logistic => crate::eval::logloss_term(p, y),
-                    Objective::SquaredError => ((p - y) as f64).powi(2),
-                };
-                k += 1;
             }
-            (s, k)
+            s
         })
         .collect();
-    let (s, k) = parts.iter().fold((0.0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
-    let mean = s / k.max(1) as f64;
-    match objective {
-        Objective::Logistic => mean,
-        Objective::SquaredError => mean.sqrt(),
-    }
+    parts.into_iter().fold(
+        TreeSums {
+            train: (0.0, 0),
+            valid: (0.0, 0),
+        },
+        |a, b| TreeSums {
+            train: (a.train.0 + b.train.0, a.train.1 + b.train.1),
+            valid: (a.valid.0 + b.valid.0, a.valid.1 + b.valid.1),
+        },
+    )
+}
+
+/// One pass over the rows before a tree: each row's weight (zero when the row does not
+/// train, or when `subsample` is given and its draw falls at or above it), its weighted
+/// gradient and hessian, and the largest |gradient| and hessian over the rows that train,
+/// which the quantiser's steps need.
+fn prepare(
+    objective: Objective,
+    subsample: Option<f64>,
+    (seed, tree): (u64, usize),
+    (margin, target): (&[f32], &[f32]),
+    weight_of: &(impl Fn(usize) -> f32 + Sync),
+    (weight, grad, hess): (&mut [f32], &mut [f32], &mut [f32]),
+) -> (f64, f64) {
+    weight
+        .par_chunks_mut(PAGE_ROWS)
+        .zip(grad.par_chunks_mut(PAGE_ROWS))
+        .zip(hess.par_chunks_mut(PAGE_ROWS))
+        .enumerate()
+        .map(|(c, ((w, g), h))| {
+            let off = c * PAGE_ROWS;
+            let (mut max_g, mut max_h) = (0.0f32, 0.0f32);
+            for i in 0..w.len() {
+                let r = off + i;
+                let wi = match subsample {
+                    Some(rate) if draw(seed, tree, r) >= rate => 0.0,
+                    _ => weight_of(r),
+                };
+                w[i] = wi;
+                // A row that does not train skips the objective's exp.
+                let (gi, hi) = if wi == 0.0 {
+                    (0.0, 0.0)
+                } else {
+                    let (gi, hi) = objective.grad_hess(margin[r], target[r]);
+                    (gi * wi, hi * wi)
+                };
+                g[i] = gi;
+                h[i] = hi;
+                if hi != 0.0 {
+                    max_g = max_g.max(gi.abs());
+                    max_h = max_h.max(hi);
+                }
+            }
+            (max_g as f64, max_h as f64)
+        })
+        .reduce(|| (0.0, 0.0), |a, b| (a.0.max(b.0), a.1.max(b.1)))
 }
 
 /// Gradient-based one-side sampling (Ke et al. 2017, LightGBM's `data_sample_strategy =
@@ -409,13 +500,23 @@ pub(crate) fn goss(
 
 /// Quantises one tree's gradients into `q`: steps from the largest gradient and hessian of
 /// the rows that train, each row rounded with its own stable draws.
-fn quantize(grad: &[f32], hess: &[f32], q: &mut [QPair], levels: u32, seed: u64, tree: usize) -> Quantizer {
-    let (max_g, max_h) = grad
-        .par_iter()
-        .zip(hess.par_iter())
-        .filter(|(_, &h)| h != 0.0)
-        .map(|(&g, &h)| (g.abs() as f64, h as f64))
-        .reduce(|| (0.0, 0.0), |a, b| (a.0.max(b.0), a.1.max(b.1)));
+/// `maxima` are the largest |gradient| and hessian when the caller has them.
+fn quantize(
+    grad: &[f32],
+    hess: &[f32],
+    q: &mut [QPair],
+    levels: u32,
+    seed: u64,
+    tree: usize,
+    maxima: Option<(f64, f64)>,
+) -> Quantizer {
+    let (max_g, max_h) = maxima.unwrap_or_else(|| {
+        grad.par_iter()
+            .zip(hess.par_iter())
+            .filter(|(_, &h)| h != 0.0)
+            .map(|(&g, &h)| (g.abs() as f64, h as f64))
+            .reduce(|| (0.0, 0.0), |a, b| (a.0.max(b.0), a.1.max(b.1)))
+    });
     let quant = Quantizer::new(max_g, max_h, levels);
     q.par_iter_mut().enumerate().for_each(|(i, qi)| {
         *qi = if hess[i] != 0.0 {

@@ -101,10 +101,8 @@ impl Quantizer {
     #[inline]
     pub fn quantize(&self, g: f32, h: f32, u: [f64; 2], levels: u32) -> QPair {
         let half = (levels / 2) as f64;
-        let qg = ((g as f64 / self.g_step) + u[0]).floor().clamp(-half, half);
-        let qh = ((h as f64 / self.h_step) + u[1])
-            .floor()
-            .clamp(0.0, levels as f64);
+        let qg = floor((g as f64 / self.g_step) + u[0]).clamp(-half, half);
+        let qh = floor((h as f64 / self.h_step) + u[1]).clamp(0.0, levels as f64);
         QPair {
             g: qg as i16,
             h: qh as u16,
@@ -115,6 +113,19 @@ impl Quantizer {
     #[inline]
     pub fn pair(&self, p: Packed) -> GradPair {
         [p.g() as f64 * self.g_step, p.h() as f64 * self.h_step]
+    }
+}
+
+/// `x.floor()` for the quantiser's values (within ±2^63, or NaN, which the clamp and cast
+/// after it turn into 0 either way): without SSE4.1 in the target, `f64::floor` is a call
+/// into libm, 0.5 % of a cross-validation's time.
+#[inline]
+fn floor(x: f64) -> f64 {
+    let t = x as i64 as f64;
+    if t > x {
+        t - 1.0
+    } else {
+        t
     }
 }
 
@@ -391,6 +402,15 @@ pub fn page_features(layout: &crate::binning::cache::Layout, cuts: &Cuts) -> Pag
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn the_quantisers_floor_is_std_floor(x in -1e18f64..1e18, small in -70_000.0f64..70_000.0) {
+            for v in [x, small, small.trunc(), -small.trunc() - 0.0] {
+                proptest::prop_assert_eq!(floor(v).to_bits() | (1 << 63), v.floor().to_bits() | (1 << 63), "{}", v);
+            }
+        }
+    }
 
     #[test]
     fn packed_sums_unpack_to_their_parts() {

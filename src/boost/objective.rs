@@ -1,12 +1,9 @@
 //! What a model minimises, and how its margins become predictions.
 //!
-//! Objectives write gradients into the caller's buffers, as LightGBM's do, so the boosting
-//! loop allocates its per-row arrays once.
+//! Objectives give a row's gradient and loss; the boosting loop writes them into per-row
+//! arrays it allocates once, in the passes it makes over the rows anyway.
 
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-
-use crate::binning::cache::PAGE_ROWS;
 
 /// The loss a model minimises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -21,35 +18,36 @@ pub enum Objective {
 }
 
 impl Objective {
-    /// Writes every row's gradient and hessian into the caller's buffers; rows with a zero
-    /// `weight` get zeros (they take no part in the tree).
-    pub fn gradients(
-        &self,
-        margin: &[f32],
-        target: &[f32],
-        weight: &[f32],
-        grad: &mut [f32],
-        hess: &mut [f32],
-    ) {
-        let chunk = PAGE_ROWS;
-        (grad.par_chunks_mut(chunk), hess.par_chunks_mut(chunk))
-            .into_par_iter()
-            .enumerate()
-            .for_each(|(c, (g, h))| {
-                let off = c * chunk;
-                for i in 0..g.len() {
-                    let (m, y, w) = (margin[off + i], target[off + i], weight[off + i]);
-                    let (gi, hi) = match self {
-                        Objective::Logistic => {
-                            let p = sigmoid(m);
-                            (p - y, (p * (1.0 - p)).max(1e-16))
-                        }
-                        Objective::SquaredError => (m - y, 1.0),
-                    };
-                    g[i] = gi * w;
-                    h[i] = hi * w;
-                }
-            });
+    /// A row's gradient and hessian at margin `m` for target `y`, unweighted. Per row, so
+    /// that the boosting loop computes them in the same pass as the row's weight.
+    #[inline]
+    pub fn grad_hess(&self, m: f32, y: f32) -> (f32, f32) {
+        match self {
+            Objective::Logistic => {
+                let p = sigmoid(m);
+                (p - y, (p * (1.0 - p)).max(1e-16))
+            }
+            Objective::SquaredError => (m - y, 1.0),
+        }
+    }
+
+    /// A row's term of the training loss the log reports (log loss, or the squared error
+    /// that [`Self::loss_of_sum`] turns into an RMSE).
+    #[inline]
+    pub fn loss_term(&self, m: f32, y: f32) -> f64 {
+        match self {
+            Objective::Logistic => crate::eval::logloss_term(sigmoid(m), y),
+            Objective::SquaredError => ((m - y) as f64).powi(2),
+        }
+    }
+
+    /// The training loss from the sum of `n` rows' [`Self::loss_term`]s.
+    pub fn loss_of_sum(&self, sum: f64, n: u64) -> f64 {
+        let mean = sum / n.max(1) as f64;
+        match self {
+            Objective::Logistic => mean,
+            Objective::SquaredError => mean.sqrt(),
+        }
     }
 
     /// The margin's meaning as a prediction.

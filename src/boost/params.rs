@@ -23,12 +23,36 @@ impl EvalMetric {
     /// The metric of predictions `p` against 0/1 targets `y`; `idx` is the AUC's sort buffer.
     pub(crate) fn compute(self, p: &[f32], y: &[f32], idx: &mut Vec<usize>) -> f64 {
         match self {
-            EvalMetric::Logloss => crate::eval::logloss(p, y),
             EvalMetric::Auc => crate::eval::roc_auc(p, y, idx),
-            EvalMetric::Rmse => {
-                let s: f64 = p.iter().zip(y).map(|(&a, &b)| ((a - b) as f64).powi(2)).sum();
-                (s / p.len().max(1) as f64).sqrt()
+            _ => {
+                let s: f64 = p.iter().zip(y).map(|(&a, &b)| self.row_term(a, b)).sum();
+                self.of_sum(s, p.len() as u64)
             }
+        }
+    }
+
+    /// Whether the metric is a mean of row terms ([`Self::row_term`]), which a pass over the
+    /// rows can sum as it goes; the AUC ranks every row instead.
+    pub(crate) fn is_mean(self) -> bool {
+        !matches!(self, EvalMetric::Auc)
+    }
+
+    /// A row's term of a mean metric: its log loss, or its squared error.
+    #[inline]
+    pub(crate) fn row_term(self, p: f32, y: f32) -> f64 {
+        match self {
+            EvalMetric::Rmse => ((p - y) as f64).powi(2),
+            _ => crate::eval::logloss_term(p, y),
+        }
+    }
+
+    /// A mean metric from the sum of `n` rows' terms (NaN without rows, as the log loss of
+    /// no predictions).
+    pub(crate) fn of_sum(self, sum: f64, n: u64) -> f64 {
+        match self {
+            EvalMetric::Rmse => (sum / n.max(1) as f64).sqrt(),
+            _ if n == 0 => f64::NAN,
+            _ => sum / n as f64,
         }
     }
 }
