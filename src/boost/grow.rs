@@ -294,10 +294,11 @@ impl PassWork<'_, '_> {
         // Each slot's row count, in `groups[s].1` for now.
         groups.fill((0, 0));
         for (i, &nd) in nodes.iter().enumerate() {
-            let s = match self.slots.get(nd as usize) {
-                Some(&s) if s >= 0 && gr.hess[r0 + first + i] != 0.0 => s as u32,
-                _ => n_build as u32,
-            };
+            let slot = self.slots.get(nd as usize).copied().unwrap_or(-1);
+            let builds = (slot >= 0) & (gr.hess[r0 + first + i] != 0.0);
+            // Whether a row trains this tree is a coin toss from row to row: a branch on it
+            // was mispredicted about every other row.
+            let s = std::hint::select_unpredictable(builds, slot as u32, n_build as u32);
             slot_of[i] = s;
             groups[s as usize].1 += 1;
         }
