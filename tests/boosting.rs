@@ -122,6 +122,12 @@ fn budget_and_file_layout_do_not_change_the_model() {
         let streamed = train(&many, name, &[&format!("memory.train={streaming}")]);
         same_trees(&big, &streamed);
     }
+    // A budget that also holds one page and a huge page of slack keeps that page mapped.
+    let one_kept = state + hists + model + m.streamed_bytes(3) + m.max_page_len() + cache::HUGE_PAGE + 1024;
+    same_trees(
+        &big,
+        &train(&many, "one_kept", &[&format!("memory.train={one_kept}")]),
+    );
     let single = train(&one, "single", &["memory.train=\"16MiB\""]);
     same_trees(&big, &single);
 }
@@ -648,6 +654,39 @@ fn a_whole_page_pass_keeps_a_page_per_worker_and_one_more_mapped_and_hands_them_
     );
     let most = most.into_inner();
     assert!(most > 0 && most <= bound, "{most} bytes mapped, bound {bound}");
+}
+
+#[test]
+fn kept_pages_stay_mapped_between_passes_and_go_back_when_let_go() {
+    let dir = tempfile::tempdir().unwrap();
+    // 60,000 rows: four pages; the first two kept.
+    let (_, _, pc) = small_cache(dir.path(), 600, 64);
+    let bins = dir.path().join("c/bins.bin").canonicalize().unwrap();
+    let m = &pc.manifest;
+    pc.set_kept_pages(2);
+    for _ in 0..2 {
+        pc.for_each_page(None, |page| {
+            let sum: u64 = page.dense.iter().map(|&b| b as u64).sum();
+            assert!(sum < u64::MAX);
+            Ok(())
+        })
+        .unwrap();
+        // Pages 0 and 1 (whole memory pages) stay; of the streamed ones, at most the memory
+        // pages they share with a neighbour, and what a huge page reaches past the last kept.
+        let kept = (m.pages[2].offset / 4096) * 4096;
+        let left = mapped_rss(&bins);
+        assert!(left >= kept, "{left} bytes mapped after the pass, {kept} kept");
+        assert!(
+            left <= kept + cache::HUGE_PAGE + m.streamed_bytes(0),
+            "{left} bytes mapped after the pass, {kept} kept"
+        );
+    }
+    pc.set_kept_pages(0);
+    let left = mapped_rss(&bins);
+    assert!(
+        left <= m.streamed_bytes(0),
+        "{left} bytes left mapped once let go"
+    );
 }
 
 fn small_cache(dir: &Path, genes: usize, max_bin: usize) -> (Dataset, Cuts, PageCache) {

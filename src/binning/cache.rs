@@ -8,8 +8,9 @@
 //! sparse-feature indices, codes) holding only values that are not zero; zeros are implicit.
 //!
 //! The page size does not depend on the budget, so the histograms (and the model) are the
-//! same at any budget. The budget decides how much of the cache stays resident: pages are
-//! handed back to the kernel after use when the cache does not fit.
+//! same at any budget. The budget decides how much of the cache stays resident: the leading
+//! pages it holds stay mapped ([`PageCache::set_kept_pages`]), and the others are handed
+//! back to the kernel after use.
 //!
 //! The manifest holds an XXH64 checksum of every page, of `labels.bin` and of `groups.bin`,
 //! computed as they are written. [`find`] checks the manifest's own consistency and every
@@ -177,6 +178,10 @@ pub fn streamed_bytes(slots: u64, page_len: u64, rows: u64) -> u64 {
     const MEM_PAGE: u64 = 4096;
     slots * (page_len + 2 * MEM_PAGE) + MEM_PAGE * rows.div_ceil(PAGE_ROWS as u64)
 }
+
+/// The largest a file's huge page can be mapped as (a PMD on x86-64 and on arm64 with 4 KiB
+/// pages).
+pub const HUGE_PAGE: u64 = 2 << 20;
 
 /// Bytes of one page with `rows` rows, `dense` dense columns and `nnz` sparse values.
 fn page_bytes(rows: usize, dense: usize, nnz: usize) -> u64 {
@@ -620,7 +625,9 @@ pub struct PageCache {
     pub manifest: CacheManifest,
     pub layout: Layout,
     map: Mmap,
-    resident: std::sync::atomic::AtomicBool,
+    /// How many leading pages stay mapped once read ([`Self::set_kept_pages`]): all of them
+    /// when the cache is resident.
+    kept: std::sync::atomic::AtomicUsize,
     /// How many pages a pass may work on at once ([`Self::set_page_workers`]).
     page_workers: std::sync::atomic::AtomicUsize,
     /// Pages already checked in this process: their CSR block by sprs's structure check on
@@ -691,7 +698,7 @@ impl PageCache {
                 .collect(),
             manifest,
             map,
-            resident: std::sync::atomic::AtomicBool::new(true),
+            kept: std::sync::atomic::AtomicUsize::new(usize::MAX),
             page_workers: std::sync::atomic::AtomicUsize::new(1),
         })
     }
@@ -716,7 +723,7 @@ impl PageCache {
         self.read_columns(i, slot, None)
     }
 
-    /// [`Self::read_into`]. When the cache is not resident, the page's bytes are faulted in
+    /// [`Self::read_into`]. When the page is not kept mapped, its bytes are faulted in
     /// now (`MADV_POPULATE_READ`), so that the pass that works on it meets no page faults:
     /// of its dense columns only those at the ascending positions `dense` when given (a
     /// level pass of a tree looks only at its sampled columns, the last one only at the
@@ -729,7 +736,7 @@ impl PageCache {
         dense: Option<&[usize]>,
     ) -> anyhow::Result<()> {
         slot.take(i);
-        if self.is_resident() {
+        if self.is_kept(i) {
             return Ok(());
         }
         let info = self.manifest.pages[i];
@@ -891,10 +898,10 @@ impl PageCache {
         }
     }
 
-    /// Hands page `i`'s mapped memory back to the kernel unless the cache is resident; a
+    /// Hands page `i`'s mapped memory back to the kernel unless the page is kept; a
     /// later view of it faults it in again from the file.
     fn release(&self, i: usize) {
-        if self.is_resident() {
+        if self.is_kept(i) {
             return;
         }
         let info = self.manifest.pages[i];
@@ -965,13 +972,53 @@ impl PageCache {
         self.page_workers.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Whether pages stay resident after use (the budget holds the whole cache).
+    /// Whether pages stay resident after use (the budget holds the whole cache):
+    /// [`Self::set_kept_pages`] with all pages or none.
     pub fn set_resident(&self, yes: bool) {
-        self.resident.store(yes, std::sync::atomic::Ordering::Relaxed);
+        self.set_kept_pages(if yes { self.manifest.pages.len() } else { 0 });
     }
 
     pub fn is_resident(&self) -> bool {
-        self.resident.load(std::sync::atomic::Ordering::Relaxed)
+        self.kept_pages() >= self.manifest.pages.len()
+    }
+
+    /// Keeps the first `pages` pages mapped once read, and streams the rest (each handed
+    /// back to the kernel after use): a budget that holds part of the cache keeps that part,
+    /// so that a level pass reads only the others from the file again. Pages that were kept
+    /// and no longer are are handed back now. Call it between passes.
+    pub fn set_kept_pages(&self, pages: usize) {
+        let n = self.manifest.pages.len();
+        let pages = pages.min(n);
+        let before = self.kept.swap(pages, std::sync::atomic::Ordering::Relaxed).min(n);
+        if pages >= before {
+            return;
+        }
+        const MEM_PAGE: usize = 4096;
+        // The memory pages from the first page no longer kept to the end of the last one,
+        // except one shared with a page still kept.
+        let lo = align(self.manifest.pages[pages].offset as usize, MEM_PAGE);
+        let last = &self.manifest.pages[before - 1];
+        let end = (last.offset + self.manifest.page_len(before - 1)) as usize;
+        let hi = if before == n {
+            self.map.len()
+        } else {
+            end / MEM_PAGE * MEM_PAGE
+        };
+        if hi > lo {
+            // SAFETY: as in `release`: a read-only map of a file never written in place.
+            let _ = unsafe {
+                self.map
+                    .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, lo, hi - lo)
+            };
+        }
+    }
+
+    pub fn kept_pages(&self) -> usize {
+        self.kept.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn is_kept(&self, i: usize) -> bool {
+        i < self.kept_pages()
     }
 
     /// Reads `name`, which must have `len` bytes and match checksum `want`.

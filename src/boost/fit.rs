@@ -117,6 +117,9 @@ pub fn fit(
     }
     cache.set_resident(resident);
     cache.set_page_workers(if whole_pages { threads } else { 1 });
+    // Whatever this training keeps mapped goes back to the kernel when it ends, with its
+    // reservation.
+    let _keep = KeptPages(cache);
 
     let class = params.class_code().map_err(InputError::new)?;
     let target: Vec<f32> = labels.iter().map(|&l| f32::from(u8::from(l == class))).collect();
@@ -212,6 +215,20 @@ pub fn fit(
         log.extend(c.log);
         best = c.best_iteration.zip(c.best_score);
         stopped = c.stopped;
+    }
+    if !resident {
+        // Of what the budget still holds, as many leading pages as fit stay mapped once read,
+        // and only the others are read from the file again at every level. A huge page of
+        // the map may reach past the last kept page into the next until that page's pass
+        // hands it back (the kernel maps large folios of the file whole).
+        let page = cache.manifest.max_page_len();
+        let slack = crate::binning::cache::HUGE_PAGE;
+        let keep =
+            (res.available().saturating_sub(slack) / page.max(1)).min(cache.manifest.pages.len() as u64);
+        if keep > 0 {
+            res.try_grow(keep * page + slack)?;
+            cache.set_kept_pages(keep as usize);
+        }
     }
     let t0 = Instant::now();
     for t in trees.len()..params.n_estimators {
@@ -343,6 +360,16 @@ pub fn fit(
         checkpoint: checkpoints.map(|c| c.path),
         resumed,
     })
+}
+
+/// Hands back the pages a training kept mapped when it ends (or fails): its reservation for
+/// them ends with it.
+struct KeptPages<'a>(&'a PageCache);
+
+impl Drop for KeptPages<'_> {
+    fn drop(&mut self) {
+        self.0.set_kept_pages(0);
+    }
 }
 
 /// Row sums a pass after each tree gives: `(sum, rows)` of the training loss's terms over
