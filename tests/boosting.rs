@@ -353,18 +353,24 @@ fn early_stopping_keeps_the_best_iteration() {
     assert_eq!(m.best_score, Some(min));
 }
 
-#[test]
-fn training_margins_equal_predict_on_raw_features() {
-    let dir = tempfile::tempdir().unwrap();
-    let (ds, _, pc) = small_cache(dir.path(), 12, 64);
-    let labels = pc.labels().unwrap();
-    let roles: Vec<Role> = (0..labels.len())
+/// Every fifth row validates and every fifth is left out (as a test fold's are); the rest
+/// train.
+fn mixed_roles(n: usize) -> Vec<Role> {
+    (0..n)
         .map(|i| match i % 5 {
             0 => Role::Valid,
             1 => Role::Skip,
             _ => Role::Train,
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn training_margins_equal_predict_on_raw_features() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ds, _, pc) = small_cache(dir.path(), 12, 64);
+    let labels = pc.labels().unwrap();
+    let roles = mixed_roles(labels.len());
     let params = TrainParams {
         n_estimators: 10,
         max_depth: 4,
@@ -390,13 +396,7 @@ fn the_logged_losses_are_those_of_the_returned_margins() {
     let dir = tempfile::tempdir().unwrap();
     let (_, _, pc) = small_cache(dir.path(), 12, 64);
     let labels = pc.labels().unwrap();
-    let roles: Vec<Role> = (0..labels.len())
-        .map(|i| match i % 5 {
-            0 => Role::Valid,
-            1 => Role::Skip,
-            _ => Role::Train,
-        })
-        .collect();
+    let roles = mixed_roles(labels.len());
     let pool = std::sync::Arc::new(MemoryPool::new(1 << 30));
     for metric in [EvalMetric::Logloss, EvalMetric::Rmse] {
         let params = TrainParams {
