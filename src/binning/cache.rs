@@ -696,9 +696,9 @@ impl PageCache {
             checked: (0..manifest.pages.len())
                 .map(|_| std::sync::atomic::AtomicBool::new(false))
                 .collect(),
+            kept: std::sync::atomic::AtomicUsize::new(manifest.pages.len()),
             manifest,
             map,
-            kept: std::sync::atomic::AtomicUsize::new(usize::MAX),
             page_workers: std::sync::atomic::AtomicUsize::new(1),
         })
     }

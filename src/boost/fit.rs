@@ -383,7 +383,8 @@ struct TreeSums {
 /// Adds a tree to every row's margin (`values` of the leaf in `node`) and, in the same pass,
 /// sums the training loss and the validation metric, in page-sized chunks added in order, so
 /// that neither figure depends on the thread count. One pass instead of three: on 2.5M
-/// rows the separate passes took a tenth of a resident training.
+/// rows the training loss and the validation gathering alone took 38 ms a tree, about a
+/// seventh of a resident training's.
 fn add_tree(
     values: &[f32],
     node: &[u32],
