@@ -290,7 +290,7 @@ pub fn fit(
         );
         trees.push(tree);
 
-        let train_loss = params.objective.loss_of_sum(sums.train.0, sums.train.1);
+        let train_loss = params.objective.loss_metric().of_sum(sums.train.0, sums.train.1);
         let valid_score = (n_valid > 0).then(|| {
             if params.eval_metric.is_mean() {
                 return params.eval_metric.of_sum(sums.valid.0, sums.valid.1);
@@ -403,12 +403,13 @@ fn add_tree(
                 train: (0.0, 0),
                 valid: (0.0, 0),
             };
+            let loss = objective.loss_metric();
             for (i, mi) in m.iter_mut().enumerate() {
                 let r = off + i;
                 *mi += values[node[r] as usize];
                 match roles[r] {
                     Role::Train => {
-                        s.train.0 += objective.loss_term(*mi, target[r]);
+                        s.train.0 += loss.row_term(objective.transform(*mi), target[r]);
                         s.train.1 += 1;
                     }
                     Role::Valid if metric.is_mean() => {

@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::EvalMetric;
+
 /// The loss a model minimises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum Objective {
@@ -31,22 +33,12 @@ impl Objective {
         }
     }
 
-    /// A row's term of the training loss the log reports (log loss, or the squared error
-    /// that [`Self::loss_of_sum`] turns into an RMSE).
-    #[inline]
-    pub fn loss_term(&self, m: f32, y: f32) -> f64 {
+    /// The metric the log reports as the training loss: log loss, or RMSE for squared
+    /// error (a mean of [`EvalMetric::row_term`]s of the predictions).
+    pub fn loss_metric(&self) -> EvalMetric {
         match self {
-            Objective::Logistic => crate::eval::logloss_term(sigmoid(m), y),
-            Objective::SquaredError => ((m - y) as f64).powi(2),
-        }
-    }
-
-    /// The training loss from the sum of `n` rows' [`Self::loss_term`]s.
-    pub fn loss_of_sum(&self, sum: f64, n: u64) -> f64 {
-        let mean = sum / n.max(1) as f64;
-        match self {
-            Objective::Logistic => mean,
-            Objective::SquaredError => mean.sqrt(),
+            Objective::Logistic => EvalMetric::Logloss,
+            Objective::SquaredError => EvalMetric::Rmse,
         }
     }
 
