@@ -48,12 +48,12 @@ fn config_bad_unit_is_located() {
 }
 
 #[test]
-fn config_stage_budgets_over_total() {
+fn config_stage_inside_cv_over_total() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write(
         dir.path(),
         "c.toml",
-        "[memory]\ntotal = \"256MiB\"\nscan = \"200MiB\"\ntrain = \"100MiB\"\n",
+        "[memory]\ntotal = \"256MiB\"\ncv = \"200MiB\"\ntrain = \"100MiB\"\n",
     );
     let (code, _, err) = run(&["check-config", &cfg]);
     assert_eq!(code, 2);

@@ -15,11 +15,28 @@ pub const STAGES: [&str; 11] = [
     "score", "build", "synth", "scan", "sketch", "bin", "train", "cv", "eval", "predict", "query",
 ];
 
+/// Stages that run inside another, which holds its reservation meanwhile: the
+/// cross-validation keeps its per-row state while the cache is sketched and binned, each
+/// fold trains, the folds are evaluated and the out-of-fold predictions are written. Every
+/// other stage runs alone, so only these pairs must fit in the total together.
+pub const NESTED: [(&str, &[&str]); 1] = [("cv", &["sketch", "bin", "train", "eval", "scan"])];
+
+/// The stages that hold memory at the same time as `stage`: its enclosing stage, or the
+/// stages it encloses.
+fn partners(stage: &str) -> impl Iterator<Item = &'static str> + '_ {
+    NESTED.iter().flat_map(move |&(outer, inner)| {
+        let encloses = (outer == stage).then_some(inner).into_iter().flatten().copied();
+        let within = inner.contains(&stage).then_some(outer);
+        encloses.chain(within)
+    })
+}
+
 /// Memory budgets: a total for the run and, optionally, one per stage.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MemoryConfig {
-    /// The run's total; stage budgets together may not exceed it.
+    /// The run's total. Each stage budget is at most this; stages run one after another and
+    /// share it, and a stage with one inside it ([`NESTED`]) must fit beside that one.
     #[serde(default = "default_total")]
     pub total: Budget,
     /// The base model over the genome: its networks, chunk buffers and the longest gene.
@@ -109,66 +126,69 @@ impl MemoryConfig {
     }
 
     /// When `err` suggests a stage budget that this config's `memory.total` could not hold
-    /// beside the other stages' set budgets, the total to suggest as well: enough for the
-    /// suggested budget, the other set budgets, and the stages left unset at their present
-    /// shares. `None` when raising the stage alone is valid.
+    /// (beside the stages that hold memory at the same time), the total to suggest as well.
+    /// `None` when raising the stage alone is valid.
     pub fn total_needed_for(&self, err: &super::MemoryError) -> Option<u64> {
         let (key, suggested) = err.suggestion();
         let stage = key.strip_prefix("memory.").filter(|s| STAGES.contains(s))?;
-        let others = STAGES.iter().filter(|s| **s != stage);
-        let set: u64 = others
-            .clone()
-            .filter_map(|s| self.explicit(s))
-            .map(|b| b.as_u64())
-            .fold(0, u64::saturating_add);
-        let total = self.total.as_u64();
-        if suggested.saturating_add(set) <= total {
-            return None;
-        }
-        let unset = others.clone().filter(|s| self.explicit(s).is_none());
-        let shares: u64 = unset.map(|s| self.budget(s)).fold(0, u64::saturating_add);
-        Some(suggested.saturating_add(set).saturating_add(shares))
+        let beside = partners(stage).map(|s| self.budget(s)).max().unwrap_or(0);
+        let needed = suggested.saturating_add(beside);
+        (needed > self.total.as_u64()).then_some(needed)
     }
 
-    /// Checks that every budget is above zero and the stage budgets fit in the total; the
-    /// error names the key.
+    /// Checks that every budget is above zero, that no stage budget passes the total, and
+    /// that each stage fits beside the one it runs inside ([`NESTED`]); the error names the
+    /// key.
     pub fn validate(&self) -> Result<(), (String, String)> {
         let m = self;
-        if m.total.as_u64() == 0 {
+        let total = m.total.as_u64();
+        if total == 0 {
             return Err((
                 "memory.total".into(),
                 "the total budget must be above zero".into(),
             ));
         }
-        let mut set = 0u64;
-        let mut last = None;
         for stage in STAGES {
-            if let Some(b) = m.explicit(stage) {
-                if b.as_u64() == 0 {
-                    return Err((
-                        format!("memory.{stage}"),
-                        "a stage budget must be above zero".into(),
-                    ));
-                }
-                set = set.saturating_add(b.as_u64());
-                last = Some(stage);
+            let Some(b) = m.explicit(stage).map(Budget::as_u64) else {
+                continue;
+            };
+            if b == 0 {
+                return Err((
+                    format!("memory.{stage}"),
+                    "a stage budget must be above zero".into(),
+                ));
+            }
+            if b > total {
+                return Err((
+                    format!("memory.{stage}"),
+                    format!(
+                        "the stage budget ({}) is more than memory.total = {}; lower it or raise memory.total",
+                        fmt_bytes(b),
+                        fmt_bytes(total)
+                    ),
+                ));
             }
         }
-        if set > m.total.as_u64() {
-            let listed: Vec<String> = STAGES
-                .iter()
-                .filter_map(|s| m.explicit(s).map(|b| format!("{s} {}", fmt_bytes(b.as_u64()))))
-                .collect();
-            return Err((
-                format!("memory.{}", last.unwrap_or("total")),
-                format!(
-                    "the stage budgets add up to {} ({}), more than memory.total = {}; \
-                     lower them or raise memory.total",
-                    fmt_bytes(set),
-                    listed.join(", "),
-                    fmt_bytes(m.total.as_u64())
-                ),
-            ));
+        for (outer, inner) in NESTED {
+            for stage in inner {
+                let (a, b) = (m.budget(outer), m.budget(stage));
+                if a.saturating_add(b) > total {
+                    // Only two set budgets can pass the total together (an unset one's share
+                    // is what the set ones leave); the inner one is named.
+                    return Err((
+                        format!("memory.{stage}"),
+                        format!(
+                            "memory.{outer} ({}) stays reserved while memory.{stage} ({}) runs \
+                             inside it: together {}, more than memory.total = {}; lower them or \
+                             raise memory.total",
+                            fmt_bytes(a),
+                            fmt_bytes(b),
+                            fmt_bytes(a.saturating_add(b)),
+                            fmt_bytes(total)
+                        ),
+                    ));
+                }
+            }
         }
         Ok(())
     }

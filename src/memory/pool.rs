@@ -110,8 +110,8 @@ impl MemoryError {
             Some(total) => {
                 let total = suggest_budget(total);
                 format!(
-                    "{what}; raise `{key}` to at least {suggest} and `memory.total`, which holds \
-                     every stage budget, to at least {total} (or pass --set memory.total={total} \
+                    "{what}; raise `{key}` to at least {suggest} and `memory.total`, which must \
+                     hold it, to at least {total} (or pass --set memory.total={total} \
                      --set {key}={suggest})"
                 )
             }

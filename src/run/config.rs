@@ -386,10 +386,36 @@ mod tests {
     }
 
     #[test]
-    fn stage_budgets_over_total_rejected() {
-        let text = "[memory]\ntotal = \"100MiB\"\nscan = \"64MiB\"\ntrain = \"64MiB\"\n";
+    fn a_stage_budget_over_the_total_is_rejected() {
+        let text = "[memory]\ntotal = \"100MiB\"\nscan = \"64MiB\"\ntrain = \"128MiB\"\n";
         let err = Config::from_toml(text, "c.toml", &[]).unwrap_err();
-        assert!(err.message.contains("add up to 128.0 MiB"), "{err}");
+        assert!(
+            err.message
+                .contains("the stage budget (128.0 MiB) is more than memory.total = 100.0 MiB"),
+            "{err}"
+        );
+        assert_eq!(err.line, Some((4, 1)));
+    }
+
+    #[test]
+    fn stages_that_run_one_after_another_may_each_take_most_of_the_total() {
+        // scan, sketch and train never hold memory at once: 64 + 64 + 90 MiB of 100 is fine.
+        let text = "[memory]\ntotal = \"100MiB\"\nscan = \"64MiB\"\nsketch = \"64MiB\"\ntrain = \"90MiB\"\ncv = \"10MiB\"\n";
+        let c = Config::from_toml(text, "c.toml", &[]).unwrap();
+        assert_eq!(c.memory.budget("train"), 90 << 20);
+    }
+
+    #[test]
+    fn a_stage_inside_cv_must_fit_beside_it() {
+        // cv holds its 20 MiB while train runs inside it: 20 + 90 > 100.
+        let text = "[memory]\ntotal = \"100MiB\"\ncv = \"20MiB\"\ntrain = \"90MiB\"\n";
+        let err = Config::from_toml(text, "c.toml", &[]).unwrap_err();
+        assert!(
+            err.message
+                .contains("together 110.0 MiB, more than memory.total = 100.0 MiB"),
+            "{err}"
+        );
+        assert_eq!(err.key.as_deref(), Some("memory.train"));
         assert_eq!(err.line, Some((4, 1)));
     }
 
