@@ -97,6 +97,8 @@ fn budget_and_file_layout_do_not_change_the_model() {
     assert_eq!(m.pages.len(), 4);
     let (state, hists) = spliceboost::boost::sizing::train_bytes(
         m.rows,
+        // At most every row validates (the others spare 12 bytes each, far less than a page).
+        m.rows,
         *m.cuts.slot_offsets().last().unwrap(),
         &TrainParams {
             max_depth: 3,

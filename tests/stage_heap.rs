@@ -177,6 +177,8 @@ fn a_grouped_sketch_and_streamed_training_stay_within_their_reservations() {
     assert_eq!(m.pages.len(), 3);
     let (state, hists) = sizing::train_bytes(
         m.rows,
+        // At most every row validates (the others spare 12 bytes each, far less than a page).
+        m.rows,
         *m.cuts.slot_offsets().last().unwrap(),
         &TrainParams {
             max_depth: 3,

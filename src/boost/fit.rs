@@ -1,6 +1,6 @@
 //! The boosting loop: gradients, one tree per round, validation and early stopping.
 //!
-//! What stays in memory is O(rows) small arrays (margin, gradient, hessian, weight, node) plus
+//! What stays in memory is O(rows) small arrays (margin, gradient, hessian, node) plus
 //! the histogram pool that [`super::grow`] uses; the features stay on disk in the page cache.
 
 use std::time::Instant;
@@ -88,7 +88,8 @@ pub fn fit(
     let threads = rayon::current_num_threads();
     let pf = page_features(&cache.layout, cuts);
     let slots = *pf.offsets.last().expect("offsets end with the total");
-    let (state_bytes, hist_bytes) = train_bytes(n as u64, slots, params, threads);
+    let n_valid = roles.iter().filter(|&&r| r == Role::Valid).count();
+    let (state_bytes, hist_bytes) = train_bytes(n as u64, n_valid as u64, slots, params, threads);
     let page_bytes = cache.manifest.streamed_bytes(2);
     let names: Vec<&str> = cuts.features.iter().map(|f| f.name.as_str()).collect();
     let model_bytes = model_bytes(params, crate::memory::names_bytes(&names));
@@ -121,12 +122,12 @@ pub fn fit(
     // reservation.
     let _keep = KeptPages(cache);
 
-    let class = params.class_code().map_err(InputError::new)?;
-    let target: Vec<f32> = labels.iter().map(|&l| f32::from(u8::from(l == class))).collect();
-    let positives = target
-        .iter()
-        .zip(roles)
-        .filter(|(&t, &r)| t > 0.5 && r == Role::Train)
+    let target = Target {
+        labels,
+        class: params.class_code().map_err(InputError::new)?,
+    };
+    let positives = (0..n)
+        .filter(|&i| target.is_positive(i) && roles[i] == Role::Train)
         .count();
     let train_rows = roles.iter().filter(|&&r| r == Role::Train).count();
     if positives == 0 || positives == train_rows {
@@ -140,23 +141,24 @@ pub fn fit(
     let pos_w = params.scale_pos_weight as f32;
     let weight_of = |i: usize| -> f32 {
         match roles[i] {
-            Role::Train if target[i] > 0.5 => pos_w,
+            Role::Train if target.is_positive(i) => pos_w,
             Role::Train => 1.0,
             _ => 0.0,
         }
     };
     let (mut sw, mut swy) = (0.0f64, 0.0f64);
-    for (i, &t) in target.iter().enumerate() {
+    for i in 0..n {
         let w = weight_of(i) as f64;
         sw += w;
-        swy += w * t as f64;
+        swy += w * target.at(i) as f64;
     }
     let base = params.objective.base_margin(swy / sw);
 
     let mut margin = vec![base; n];
     let mut grad = vec![0f32; n];
     let mut hess = vec![0f32; n];
-    let mut weight = vec![0f32; n];
+    // GOSS sorts the rows' gradient magnitudes in a scratch array of its own.
+    let mut goss_scratch = vec![0f32; if params.sampling == Sampling::Goss { n } else { 0 }];
     let mut node = vec![0u32; n];
     let mut q = vec![QPair::default(); n];
     let levels = Quantizer::levels(n);
@@ -165,11 +167,10 @@ pub fn fit(
     let mut best_margin: Vec<f32> = vec![];
     let sp = params.split_params();
     // Validation predictions and targets, gathered each round into buffers made once.
-    let n_valid = roles.iter().filter(|&&r| r == Role::Valid).count();
     let mut valid_p: Vec<f32> = Vec::with_capacity(n_valid);
     let mut valid_y: Vec<f32> = Vec::with_capacity(n_valid);
     // The AUC's sort index, made once at full size so that it never grows (priced in
-    // `state_bytes_per_row`).
+    // `sizing::state_bytes`).
     let mut valid_idx: Vec<usize> = Vec::with_capacity(if params.eval_metric == EvalMetric::Auc {
         n_valid
     } else {
@@ -242,18 +243,17 @@ pub fn fit(
             (seed, t),
             (&margin, &target),
             &weight_of,
-            (&mut weight, &mut grad, &mut hess),
+            (&mut grad, &mut hess),
         );
         // As LightGBM, the first 1 / learning_rate trees see every row: until then the
         // gradients are nearly all alike, and a top share of ties would keep them all.
         let goss_now =
             params.sampling == Sampling::Goss && (t as f64) >= (1.0 / params.learning_rate).floor();
         if goss_now {
-            // The weights are not needed again this tree: their room sorts the magnitudes.
             goss(
                 &mut grad,
                 &mut hess,
-                &mut weight,
+                &mut goss_scratch,
                 params.top_rate,
                 params.other_rate,
                 seed,
@@ -299,7 +299,7 @@ pub fn fit(
             valid_y.clear();
             for i in (0..n).filter(|&i| roles[i] == Role::Valid) {
                 valid_p.push(params.objective.transform(margin[i]));
-                valid_y.push(target[i]);
+                valid_y.push(target.at(i));
             }
             params.eval_metric.compute(&valid_p, &valid_y, &mut valid_idx)
         });
@@ -362,6 +362,24 @@ pub fn fit(
     })
 }
 
+/// The one-vs-rest target of each row, read from its class code rather than held as a
+/// column of its own: four bytes a row less.
+struct Target<'a> {
+    labels: &'a [u8],
+    class: u8,
+}
+
+impl Target<'_> {
+    fn is_positive(&self, row: usize) -> bool {
+        self.labels[row] == self.class
+    }
+
+    /// 1 for the class, 0 for the rest.
+    fn at(&self, row: usize) -> f32 {
+        f32::from(u8::from(self.is_positive(row)))
+    }
+}
+
 /// Hands back the pages a training kept mapped when it ends (or fails): its reservation for
 /// them ends with it.
 struct KeptPages<'a>(&'a PageCache);
@@ -389,7 +407,7 @@ fn add_tree(
     values: &[f32],
     node: &[u32],
     margin: &mut [f32],
-    target: &[f32],
+    target: &Target<'_>,
     roles: &[Role],
     objective: Objective,
     metric: EvalMetric,
@@ -409,11 +427,11 @@ fn add_tree(
                 *mi += values[node[r] as usize];
                 match roles[r] {
                     Role::Train => {
-                        s.train.0 += loss.row_term(objective.transform(*mi), target[r]);
+                        s.train.0 += loss.row_term(objective.transform(*mi), target.at(r));
                         s.train.1 += 1;
                     }
                     Role::Valid if metric.is_mean() => {
-                        s.valid.0 += metric.row_term(objective.transform(*mi), target[r]);
+                        s.valid.0 += metric.row_term(objective.transform(*mi), target.at(r));
                         s.valid.1 += 1;
                     }
                     _ => {}
@@ -434,38 +452,35 @@ fn add_tree(
     )
 }
 
-/// One pass over the rows before a tree: each row's weight (zero when the row does not
-/// train, or when `subsample` is given and its draw falls at or above it), its weighted
-/// gradient and hessian, and the largest |gradient| and hessian over the rows that train,
-/// which the quantiser's steps need.
+/// One pass over the rows before a tree: each row's weighted gradient and hessian (both zero
+/// when the row does not train, or when `subsample` is given and its draw falls at or above
+/// it), and the largest |gradient| and hessian over the rows that train, which the
+/// quantiser's steps need.
 fn prepare(
     objective: Objective,
     subsample: Option<f64>,
     (seed, tree): (u64, usize),
-    (margin, target): (&[f32], &[f32]),
+    (margin, target): (&[f32], &Target<'_>),
     weight_of: &(impl Fn(usize) -> f32 + Sync),
-    (weight, grad, hess): (&mut [f32], &mut [f32], &mut [f32]),
+    (grad, hess): (&mut [f32], &mut [f32]),
 ) -> (f64, f64) {
-    weight
-        .par_chunks_mut(PAGE_ROWS)
-        .zip(grad.par_chunks_mut(PAGE_ROWS))
+    grad.par_chunks_mut(PAGE_ROWS)
         .zip(hess.par_chunks_mut(PAGE_ROWS))
         .enumerate()
-        .map(|(c, ((w, g), h))| {
+        .map(|(c, (g, h))| {
             let off = c * PAGE_ROWS;
             let (mut max_g, mut max_h) = (0.0f32, 0.0f32);
-            for i in 0..w.len() {
+            for i in 0..g.len() {
                 let r = off + i;
                 let wi = match subsample {
                     Some(rate) if draw(seed, tree, r) >= rate => 0.0,
                     _ => weight_of(r),
                 };
-                w[i] = wi;
                 // A row that does not train skips the objective's exp.
                 let (gi, hi) = if wi == 0.0 {
                     (0.0, 0.0)
                 } else {
-                    let (gi, hi) = objective.grad_hess(margin[r], target[r]);
+                    let (gi, hi) = objective.grad_hess(margin[r], target.at(r));
                     (gi * wi, hi * wi)
                 };
                 g[i] = gi;

@@ -18,24 +18,40 @@ use crate::binning::sketch_dataset;
 use crate::io::Dataset;
 use crate::memory::{MemoryError, Stages};
 
-/// Bytes of per-row state while one binary model trains, at most: margin, gradient, hessian,
-/// weight and target (`f32` each), the row's node (`u32`), its quantised gradient pair (two
-/// 16-bit integers), its class code and role (a byte each) — 30 bytes — plus 8 for the validation buffers (a prediction and a target per
-/// validation row), counted as if every row validated, plus 4 for the margins at the best
-/// iteration, which early stopping keeps.
-pub const STATE_BYTES_PER_ROW: u64 = 42;
-/// What an AUC validation metric adds per row: its sort index (`usize`), counted as if every
-/// row validated.
+/// Bytes of per-row state while one binary model trains: margin, gradient and hessian
+/// (`f32` each), the row's node (`u32`), its quantised gradient pair (two 16-bit integers),
+/// its class code and role (a byte each). The target is read from the class code, and a
+/// row's weight is folded into its gradient and hessian as they are taken.
+pub const STATE_BYTES_PER_ROW: u64 = 22;
+/// Per row, when early stopping watches a validation set: the margins at the best iteration.
+pub const BEST_MARGIN_BYTES_PER_ROW: u64 = 4;
+/// Per row, with GOSS: the gradient magnitudes it sorts.
+pub const GOSS_BYTES_PER_ROW: u64 = 4;
+/// Per validation row: its prediction and target, gathered each round.
+pub const VALID_BYTES_PER_ROW: u64 = 8;
+/// What an AUC validation metric adds per validation row: its sort index (`usize`).
 pub const AUC_BYTES_PER_ROW: u64 = 8;
 
-/// Per-row state for training with `params`.
-pub fn state_bytes_per_row(params: &TrainParams) -> u64 {
-    STATE_BYTES_PER_ROW
+/// Per-row state for training with `params` on `rows` rows, `valid_rows` of which validate.
+pub fn state_bytes(rows: u64, valid_rows: u64, params: &TrainParams) -> u64 {
+    let per_row = STATE_BYTES_PER_ROW
+        + if valid_rows > 0 && params.early_stopping_rounds > 0 {
+            BEST_MARGIN_BYTES_PER_ROW
+        } else {
+            0
+        }
+        + if params.sampling == super::Sampling::Goss {
+            GOSS_BYTES_PER_ROW
+        } else {
+            0
+        };
+    let per_valid = VALID_BYTES_PER_ROW
         + if params.eval_metric == EvalMetric::Auc {
             AUC_BYTES_PER_ROW
         } else {
             0
-        }
+        };
+    rows * per_row + valid_rows * per_valid
 }
 /// Histogram bins hold a quantised gradient and hessian sum, packed in an `i64`.
 pub const BIN_BYTES: u64 = 8;
@@ -108,7 +124,8 @@ impl TrainShape {
         let per_node = self.hist_slots * BIN_BYTES;
         let nodes = hist_nodes(self.max_depth, self.threads);
         TrainNeeds {
-            state_bytes: self.rows * STATE_BYTES_PER_ROW,
+            // Whatever the parameters: as if every row validated, with early stopping.
+            state_bytes: self.rows * (STATE_BYTES_PER_ROW + BEST_MARGIN_BYTES_PER_ROW + VALID_BYTES_PER_ROW),
             histogram_bytes: per_node * nodes + bucket_bytes(self.max_depth, self.threads),
             model_bytes: self.model_bytes,
             min_page_bytes: (MIN_PAGE_ROWS as f64 * self.row_bytes()).ceil() as u64,
@@ -152,10 +169,16 @@ pub fn model_bytes(params: &TrainParams, feature_names_bytes: u64) -> u64 {
         + 2 * super::tree::Tree::max_nodes(params.max_depth) * super::tree::NODE_BYTES
 }
 
-/// Heap bytes the trainer needs: per-row state, and the histogram pool for nodes of
-/// `slots` histogram slots (the last of the cuts' slot offsets).
-pub fn train_bytes(rows: u64, slots: usize, params: &TrainParams, threads: usize) -> (u64, u64) {
-    let state = rows * state_bytes_per_row(params);
+/// Heap bytes the trainer needs: per-row state ([`state_bytes`]), and the histogram pool for
+/// nodes of `slots` histogram slots (the last of the cuts' slot offsets).
+pub fn train_bytes(
+    rows: u64,
+    valid_rows: u64,
+    slots: usize,
+    params: &TrainParams,
+    threads: usize,
+) -> (u64, u64) {
+    let state = state_bytes(rows, valid_rows, params);
     let hists = Histogram::bytes(slots) * hist_nodes(params.max_depth as u64, threads as u64)
         + bucket_bytes(params.max_depth as u64, threads as u64);
     (state, hists)
@@ -163,15 +186,16 @@ pub fn train_bytes(rows: u64, slots: usize, params: &TrainParams, threads: usize
 
 /// The dataset's binned page cache for `params.max_bin`: found under `cache_root` when the
 /// files and features are unchanged, else sketched and binned under those stages' budgets.
-/// Refuses first, before any pass, a train budget that cannot hold the per-row state and one
-/// page; the histograms, whose size the cuts decide, are checked once known.
+/// Refuses first, before any pass, a train budget that cannot hold the per-row state (at
+/// least, with no validation rows) and two pages; the histograms, whose size the cuts
+/// decide, are checked once known.
 pub fn binned_cache(
     stages: &Stages,
     ds: &Dataset,
     params: &TrainParams,
     cache_root: &Path,
 ) -> anyhow::Result<(PageCache, bool)> {
-    let state = ds.rows() * state_bytes_per_row(params);
+    let state = state_bytes(ds.rows(), 0, params);
     // Two pages (one read while the other is worked on) of one byte per feature and row
     // (sparse columns only take less).
     let page = crate::binning::cache::streamed_bytes(
@@ -236,7 +260,7 @@ mod tests {
             // per thread the level pass's row buckets for a whole page (16,384 rows) and 32
             // slots: two u32 and one packed i64 a row, one (usize, usize) a slot; and the
             // memory page each of the 153 pages may keep mapped when streamed.
-            2_500_000 * 42
+            2_500_000 * 34
                 + 124 * 256 * 8 * (5 * 16)
                 + 1000
                 + 2 * (16384 * 124 + 2 * 4096)
