@@ -134,6 +134,7 @@ impl Stages {
         let t0 = Instant::now();
         let result = work(&mut reservation);
         let seconds = t0.elapsed().as_secs_f64();
+        super::trim_heap();
         let mut mine = Peaks::now();
         {
             let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
