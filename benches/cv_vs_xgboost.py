@@ -14,7 +14,8 @@ place (`inplace_predict`). No calibration, no refit.
 
 Both sides' pooled out-of-fold metrics come from the same scikit-learn code on their raw
 (uncalibrated) probabilities: accuracy and macro-F1 of the arg-max, and each class's average
-precision. Wall time and peak RSS (ru_maxrss of the child) per side.
+precision. Wall time and peak RSS (ru_maxrss of the child; for spliceboost, the larger of that and
+its run_summary.json figure, see childproc.spliceboost_rss) per side.
 
     benches/.venv/bin/python benches/cv_vs_xgboost.py config/cv_10k.toml
     benches/.venv/bin/python benches/cv_vs_xgboost.py config/cv_10k.toml --set cv.refit=false
@@ -28,7 +29,7 @@ import sys
 import time
 import tomllib
 
-from childproc import child
+from childproc import child, spliceboost_rss
 
 SB = "./target/release/spliceboost"
 CLASSES = ["neither", "donor", "acceptor"]
@@ -117,6 +118,7 @@ def main():
 
     extra = sys.argv[2:]
     sb_s, sb_rss, _ = child([SB, "run", config_path, "--overwrite", "--quiet", *extra])
+    sb_rss = spliceboost_rss(sb_rss, out_dir)
     oof_path = f"{out_dir}/oof_predictions.parquet"
     oof = pq.read_table(oof_path, columns=["label", "p_neither", "p_donor", "p_acceptor"])
     p = np.stack([oof.column(f"p_{c}").to_numpy() for c in CLASSES], axis=1).astype(np.float64)

@@ -2,7 +2,7 @@
 
 Each trainer runs in its own child process; wall time covers reading the Parquet files and
 training (spliceboost: its sketch, bin and train stages from a cold cache). Peak RSS is the
-child's ru_maxrss. ROC-AUC and average precision are scikit-learn's, on the validation genes
+child's ru_maxrss (for spliceboost, the larger of that and its run_summary.json figure). ROC-AUC and average precision are scikit-learn's, on the validation genes
 spliceboost chose (valid_genes.txt), from each model's own predictions.
 """
 import json
@@ -13,7 +13,7 @@ import sys
 import time
 import tomllib
 
-from childproc import child
+from childproc import child, spliceboost_rss
 from feature_matrix import parquet_files
 
 import numpy as np
@@ -34,6 +34,7 @@ if not os.path.isdir(data):
 # spliceboost, from a cold cache.
 shutil.rmtree(out_dir, ignore_errors=True)
 sb_wall, sb_rss, _ = child([sb, "train", config_path, "--quiet"])
+sb_rss = spliceboost_rss(sb_rss, out_dir)
 summary = json.load(open(os.path.join(out_dir, "run_summary.json")))
 scores = os.path.join(out_dir, "scores.parquet")
 subprocess.run([sb, "predict", "--model", os.path.join(out_dir, "model.json"), "--dataset", data,
