@@ -213,6 +213,16 @@ fn a_grouped_sketch_and_streamed_training_stay_within_their_reservations() {
     let summary = read(&d.join("out/run_summary.json"));
     assert_eq!(stages(&summary), ["train"], "the cache is reused");
     assert_eq!(over_reservation(&summary), Vec::<String>::new());
+    // The two streamed pages are the map's, not the heap's: the heap alone stays within the
+    // rest, so a per-row state priced too low shows here.
+    let train = &summary["stages"][0];
+    let heap = train["peak_heap_bytes"].as_u64().unwrap();
+    let reserved = train["peak_reserved_bytes"].as_u64().unwrap();
+    assert!(
+        heap <= reserved - m.streamed_bytes(2),
+        "heap {heap} > reserved {reserved} less two pages {}",
+        m.streamed_bytes(2)
+    );
 }
 
 /// A cross-validation of few rows and many features (4,160: dense 6-mers): what the stages
