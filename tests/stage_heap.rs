@@ -65,6 +65,44 @@ fn every_stage_of_a_cross_validation_stays_within_its_reservation() {
     assert_eq!(over_reservation(&summary), Vec::<String>::new());
 }
 
+/// Without a filter the pooled part holds every row, and the eval stage scores it where the
+/// cross-validation keeps it: its peak heap stays below one copy of those rows' indices,
+/// labels, genes and probabilities (21 bytes a row), which it took before.
+#[test]
+fn the_pooled_scores_read_the_row_state_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[run]\nout_dir = \"{0}/out\"\nprogress = false\n[dataset]\npath = \"{0}/data\"\n\
+             [memory]\ntotal = \"512MiB\"\nsynth = \"128MiB\"\n[synth]\ngenes = 60\nrows_per_gene = 1000\ngenes_per_file = 20\n\
+             [train]\nn_estimators = 3\n[cv]\nn_folds = 3\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let (code, _, err) = run(&["run", cfg.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let out = dir.path().join("out");
+    let rows = read(&out.join("metrics_aggregate.json"))["pooled"]["rows"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(rows, 60_000);
+    let summary = read(&out.join("run_summary.json"));
+    let eval = summary["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "eval")
+        .expect("an eval stage");
+    let heap = eval["peak_heap_bytes"].as_u64().unwrap();
+    assert!(
+        heap < rows * 21,
+        "eval's peak heap {heap} B ≥ a copy of {rows} rows"
+    );
+}
+
 #[test]
 fn predict_and_inspect_stay_within_their_reservations() {
     let dir = tempfile::tempdir().unwrap();

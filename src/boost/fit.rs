@@ -171,7 +171,7 @@ pub fn fit(
     let mut valid_y: Vec<f32> = Vec::with_capacity(n_valid);
     // The AUC's sort index, made once at full size so that it never grows (priced in
     // `sizing::state_bytes`).
-    let mut valid_idx: Vec<usize> = Vec::with_capacity(if params.eval_metric == EvalMetric::Auc {
+    let mut valid_idx: Vec<u32> = Vec::with_capacity(if params.eval_metric == EvalMetric::Auc {
         n_valid
     } else {
         0

@@ -21,7 +21,7 @@ impl EvalMetric {
     }
 
     /// The metric of predictions `p` against 0/1 targets `y`; `idx` is the AUC's sort buffer.
-    pub(crate) fn compute(self, p: &[f32], y: &[f32], idx: &mut Vec<usize>) -> f64 {
+    pub(crate) fn compute(self, p: &[f32], y: &[f32], idx: &mut Vec<u32>) -> f64 {
         match self {
             EvalMetric::Auc => crate::eval::roc_auc(p, y, idx),
             _ => {

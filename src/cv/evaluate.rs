@@ -2,6 +2,7 @@
 //! calibrated probabilities and the base model, with gene-level top-k; and the calibration
 //! itself, cross-fitted so that no fold is scored by a calibrator that saw it.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -13,11 +14,15 @@ use crate::eval::{self, BinaryCounts, GeneTopK, Metrics, TopKSummary};
 use crate::io::CLASS_NAMES;
 use crate::memory::MemoryReservation;
 
-/// Heap per row of the eval stage at its busiest: the chosen rows' indices (`u32`), labels,
-/// gene indices and one set of three probabilities (21 bytes), what the metrics and
-/// calibrators allocate while they run (a sort index and flags per row, 27), and the
-/// splice-vs-neither score and flags (5).
-pub const EVAL_BYTES_PER_ROW: u64 = 53;
+/// Heap per scored row of the eval stage at its busiest, besides any copies of the rows
+/// ([`SUBSET_BYTES_PER_ROW`]): fitting a calibrator on the chosen rows in place (their
+/// indices, `u32`, and the isotonic fit's sort key, `u64`: 12), which is more than scoring
+/// needs (the splice score, its sort index and flags: 9).
+pub const EVAL_BYTES_PER_ROW: u64 = 12;
+
+/// Heap per row of a part that does not hold every row, and so is copied: its indices
+/// (`u32`), labels, gene indices and one set of three probabilities (`f32`).
+pub const SUBSET_BYTES_PER_ROW: u64 = 4 + 1 + 4 + 12;
 
 /// Heap of the report the eval stage returns, besides what grows with rows: 16 curves (ROC
 /// and PR of the meta and base models, per class and for splice vs neither) of at most
@@ -30,9 +35,28 @@ pub const REPORT_BYTES: u64 = 16 * CURVE_POINTS as u64 * 16 + (64 << 10);
 pub const EVAL_BYTES_PER_GENE: u64 =
     (std::mem::size_of::<GeneRow>() + 4 * std::mem::size_of::<GeneTopK>() + 48) as u64;
 
-/// Heap of the eval stage for `rows` out-of-fold predictions of `genes` genes.
-pub fn eval_bytes(rows: u64, genes: u64) -> u64 {
-    rows * EVAL_BYTES_PER_ROW + genes * EVAL_BYTES_PER_GENE + REPORT_BYTES
+/// Heap of the eval stage for `rows` out-of-fold predictions of `genes` genes, of which
+/// the largest part copied has `copied` rows ([`copied_rows`]).
+pub fn eval_bytes(rows: u64, copied: u64, genes: u64) -> u64 {
+    rows * EVAL_BYTES_PER_ROW + copied * SUBSET_BYTES_PER_ROW + genes * EVAL_BYTES_PER_GENE + REPORT_BYTES
+}
+
+/// Rows of the largest part the eval stage copies: every kept row when some row is left out
+/// (the pooled part is then copied too), else the largest fold's.
+pub fn copied_rows(fold: &[u8], n_folds: usize) -> u64 {
+    let mut per_fold = vec![0u64; n_folds];
+    let mut excluded = 0u64;
+    for &f in fold {
+        match per_fold.get_mut(f as usize) {
+            Some(k) => *k += 1,
+            None => excluded += 1,
+        }
+    }
+    if excluded > 0 {
+        fold.len() as u64 - excluded
+    } else {
+        per_fold.into_iter().max().unwrap_or(0)
+    }
 }
 
 /// Heap of the report once returned, which cross-validation keeps: the curves and figures,
@@ -279,39 +303,69 @@ impl ImportanceSum {
     }
 }
 
-/// The chosen rows' labels and gene indices, and a buffer for one set of probabilities.
-struct Subset {
-    rows: Vec<u32>,
-    y: Vec<u8>,
-    groups: Vec<u32>,
-    p: [Vec<f32>; 3],
+/// The rows a part chooses (`keep` true of their fold code), or `None` when it chooses every
+/// row: the pooled part of a run without a filter, which then reads the row state in place.
+fn chosen(st: &RowState, keep: impl Fn(u8) -> bool) -> Option<Vec<u32>> {
+    if st.fold.iter().all(|&f| keep(f)) {
+        return None;
+    }
+    Some(
+        (0..st.fold.len() as u32)
+            .filter(|&i| keep(st.fold[i as usize]))
+            .collect(),
+    )
 }
 
-impl Subset {
-    fn new(st: &RowState, keep: impl Fn(u8) -> bool) -> Self {
-        let rows: Vec<u32> = (0..st.fold.len() as u32)
-            .filter(|&i| keep(st.fold[i as usize]))
-            .collect();
-        let y = rows.iter().map(|&i| st.labels[i as usize]).collect();
-        let groups = rows.iter().map(|&i| st.groups[i as usize]).collect();
+/// The chosen rows' labels, gene indices and one set of their probabilities: borrowed from
+/// the row state when every row is chosen, copied otherwise ([`SUBSET_BYTES_PER_ROW`]).
+struct Subset<'a> {
+    rows: Option<Vec<u32>>,
+    y: Cow<'a, [u8]>,
+    groups: Cow<'a, [u32]>,
+    p: [Cow<'a, [f32]>; 3],
+}
+
+impl<'a> Subset<'a> {
+    fn new(st: &'a RowState, keep: impl Fn(u8) -> bool) -> Self {
+        let rows = chosen(st, keep);
         Self {
+            y: gather(&st.labels, rows.as_deref()),
+            groups: gather(&st.groups, rows.as_deref()),
             rows,
-            y,
-            groups,
-            p: std::array::from_fn(|_| vec![]),
+            p: std::array::from_fn(|_| Cow::Borrowed(&[][..])),
         }
     }
 
-    /// Loads `src` (per class, all rows) at the chosen rows into the buffer.
-    fn load(&mut self, src: &[Vec<f32>; 3]) {
+    /// Loads `src` (per class, all rows) at the chosen rows.
+    fn load(&mut self, src: &'a [Vec<f32>; 3]) {
         for (dst, s) in self.p.iter_mut().zip(src) {
-            dst.clear();
-            dst.extend(self.rows.iter().map(|&i| s[i as usize]));
+            // Refill a copy in place rather than allocate another.
+            *dst = match (std::mem::take(dst), &self.rows) {
+                (_, None) => Cow::Borrowed(s),
+                (Cow::Owned(mut v), Some(r)) => {
+                    v.clear();
+                    v.extend(r.iter().map(|&i| s[i as usize]));
+                    Cow::Owned(v)
+                }
+                (Cow::Borrowed(_), Some(r)) => gather(s, Some(r)),
+            };
         }
     }
 
     fn p(&self) -> [&[f32]; 3] {
         [&self.p[0], &self.p[1], &self.p[2]]
+    }
+
+    fn len(&self) -> usize {
+        self.y.len()
+    }
+}
+
+/// `src` at `rows`: in place when `rows` is `None` (every row).
+fn gather<'a, T: Copy>(src: &'a [T], rows: Option<&[u32]>) -> Cow<'a, [T]> {
+    match rows {
+        None => Cow::Borrowed(src),
+        Some(r) => Cow::Owned(r.iter().map(|&i| src[i as usize]).collect()),
     }
 }
 
@@ -340,17 +394,18 @@ fn is_class(y: &[u8], c: usize) -> Vec<bool> {
 
 /// Scores one part (a fold, or all folds) from the row state; also returns the meta-model's
 /// and the base model's per-gene top-k.
-fn part(
-    st: &RowState,
-    sub: &mut Subset,
+fn part<'a>(
+    st: &'a RowState,
+    sub: &mut Subset<'a>,
     cv: &CvParams,
     calibrated: bool,
 ) -> (PartReport, PerGene, Option<PerGene>) {
     let genes = {
-        let mut g = sub.groups.clone();
-        g.sort_unstable();
-        g.dedup();
-        g.len() as u64
+        let mut seen = vec![false; sub.groups.iter().max().map_or(0, |&g| g as usize + 1)];
+        for &g in sub.groups.iter() {
+            seen[g as usize] = true;
+        }
+        seen.into_iter().filter(|&s| s).count() as u64
     };
     sub.load(&st.oof);
     let meta_p = sub.p();
@@ -428,7 +483,7 @@ fn part(
     let report = PartReport {
         fold: None,
         genes,
-        rows: sub.rows.len() as u64,
+        rows: sub.len() as u64,
         training: None,
         meta,
         calibrated,
@@ -445,11 +500,18 @@ fn cross_fit(st: &mut RowState, cv: &CvParams) -> Option<ClassCalibration> {
     if cv.calibration == Method::None {
         return None;
     }
+    // Read in place at the chosen rows: a fit takes most of them, and a copy of most of
+    // the row state would cost more than the fit.
     let fit_on = |st: &RowState, keep: &dyn Fn(u8) -> bool| {
-        let mut sub = Subset::new(st, keep);
-        sub.load(&st.oof);
-        let p = sub.p();
-        ClassCalibration::fit(cv.calibration, cv.calibration_mode, &sub.y, p)
+        let rows = chosen(st, keep);
+        let p = [&st.oof[0][..], &st.oof[1][..], &st.oof[2][..]];
+        ClassCalibration::fit_rows(
+            cv.calibration,
+            cv.calibration_mode,
+            &st.labels,
+            p,
+            rows.as_deref(),
+        )
     };
     for f in 0..cv.n_folds as u8 {
         let cal = fit_on(st, &|x| x != EXCLUDED && x != f);
@@ -481,11 +543,12 @@ pub(crate) fn evaluate(
 ) -> anyhow::Result<Report> {
     let n = st.fold.iter().filter(|&&f| f != EXCLUDED).count() as u64;
     let n_genes: u64 = folds.genes.iter().sum();
-    let need = eval_bytes(n, n_genes);
+    let need = eval_bytes(n, copied_rows(&st.fold, cv.n_folds), n_genes);
     res.require(need, format!("scoring {n} out-of-fold predictions"))?;
     res.try_grow(need)?;
     let calibration = cross_fit(st, cv);
     let has_cal = calibration.is_some();
+    let st = &*st;
 
     let mut reports = vec![];
     let mut genes = Vec::with_capacity(n_genes as usize);
@@ -495,7 +558,7 @@ pub(crate) fn evaluate(
         r.fold = Some(f);
         r.training = fits.get(f).cloned();
         let mut rows_of: BTreeMap<u32, u64> = BTreeMap::new();
-        for &g in &sub.groups {
+        for &g in sub.groups.iter() {
             *rows_of.entry(g).or_default() += 1;
         }
         for (&g, &rows) in &rows_of {
@@ -569,4 +632,19 @@ pub(crate) fn evaluate(
         calibration,
         method: cv.calibration,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_largest_copied_part_is_the_largest_fold_unless_a_row_is_left_out() {
+        // Folds 0, 1, 1, 2: every row kept, so the pooled part is read in place and the
+        // largest copy is fold 1's two rows.
+        assert_eq!(copied_rows(&[0, 1, 1, 2], 3), 2);
+        // A row left out: the pooled part (three rows) is copied too.
+        assert_eq!(copied_rows(&[0, 1, EXCLUDED, 2], 3), 3);
+        assert_eq!(copied_rows(&[], 3), 0);
+    }
 }

@@ -435,7 +435,11 @@ pub fn cv_job(
         }
         check_classes(&labels, &fold, cv.n_folds)?;
         let kept = fold.iter().filter(|&&f| f != EXCLUDED).count() as u64;
-        let eval_need = evaluate::eval_bytes(kept, folds.genes.iter().sum());
+        let eval_need = evaluate::eval_bytes(
+            kept,
+            evaluate::copied_rows(&fold, cv.n_folds),
+            folds.genes.iter().sum(),
+        );
         if eval_need > ctx.budget("eval") {
             return Err(too_small(
                 "eval",

@@ -436,20 +436,34 @@ impl ClassCalibration {
     /// # Panics
     /// If a column's length differs from `y`'s.
     pub fn fit(method: Method, mode: Mode, y: &[u8], p: [&[f32]; 3]) -> Self {
-        let n = y.len();
+        Self::fit_rows(method, mode, y, p, None)
+    }
+
+    /// [`ClassCalibration::fit`] on the rows `rows` of the columns (every row when `None`),
+    /// read in place, so that fitting on most rows needs no copy of them.
+    ///
+    /// # Panics
+    /// If a column's length differs from `y`'s, or a row is past them.
+    pub fn fit_rows(method: Method, mode: Mode, y: &[u8], p: [&[f32]; 3], rows: Option<&[u32]>) -> Self {
         for col in p {
-            assert_eq!(col.len(), n, "probability column and labels differ in length");
+            assert_eq!(
+                col.len(),
+                y.len(),
+                "probability column and labels differ in length"
+            );
         }
+        let n = rows.map_or(y.len(), <[u32]>::len);
+        let row = |i: usize| rows.map_or(i, |r| r[i] as usize);
         let calibrators = match mode {
             Mode::PerClass => (0..3u8)
-                .map(|c| Calibrator::fit_with(method, n, |i| p[c as usize][i], |i| y[i] == c))
+                .map(|c| Calibrator::fit_with(method, n, |i| p[c as usize][row(i)], |i| y[row(i)] == c))
                 .collect(),
             Mode::Splice => {
                 vec![Calibrator::fit_with(
                     method,
                     n,
-                    |i| p[1][i] + p[2][i],
-                    |i| y[i] != 0,
+                    |i| p[1][row(i)] + p[2][row(i)],
+                    |i| y[row(i)] != 0,
                 )]
             }
         };
@@ -671,5 +685,31 @@ mod tests {
         let json = r#"{"mode":"splice","calibrators":[{"kind":"platt","a":1.5,"b":-0.5}]}"#;
         let cal: ClassCalibration = serde_json::from_str(json).unwrap();
         assert_eq!(cal.calibrators(), &[Calibrator::Platt { a: 1.5, b: -0.5 }]);
+    }
+
+    #[test]
+    fn fitting_on_chosen_rows_is_fitting_on_those_rows_alone() {
+        let y = [0u8, 1, 2, 0, 1, 2, 0, 0];
+        let p0 = [0.7f32, 0.2, 0.1, 0.6, 0.3, 0.2, 0.9, 0.5];
+        let p1 = [0.2f32, 0.7, 0.1, 0.3, 0.5, 0.2, 0.05, 0.25];
+        let p2 = [0.1f32, 0.1, 0.8, 0.1, 0.2, 0.6, 0.05, 0.25];
+        // Rows 0, 2, 3, 5 and 6, written out by hand.
+        let ys = [0u8, 2, 0, 2, 0];
+        let q0 = [0.7f32, 0.1, 0.6, 0.2, 0.9];
+        let q1 = [0.2f32, 0.1, 0.3, 0.2, 0.05];
+        let q2 = [0.1f32, 0.8, 0.1, 0.6, 0.05];
+        let rows = [0u32, 2, 3, 5, 6];
+        for method in [Method::Isotonic, Method::Platt] {
+            for mode in [Mode::PerClass, Mode::Splice] {
+                let chosen = ClassCalibration::fit_rows(method, mode, &y, [&p0, &p1, &p2], Some(&rows));
+                let alone = ClassCalibration::fit(method, mode, &ys, [&q0, &q1, &q2]);
+                assert_eq!(chosen, alone, "{method:?} {mode:?}");
+                let all = ClassCalibration::fit_rows(method, mode, &y, [&p0, &p1, &p2], None);
+                assert_ne!(
+                    all, alone,
+                    "{method:?} {mode:?}: the rows left out change the fit"
+                );
+            }
+        }
     }
 }

@@ -122,7 +122,7 @@ pub fn argmax3(p: [f32; 3]) -> u8 {
 ///
 /// All arithmetic is f64 on the f32 inputs. Empty input gives zero scores and `None` curves.
 ///
-/// Heap: sorts an index of n `usize` once per class, reusing one buffer (8n bytes), plus
+/// Heap: sorts an index of n `u32` once per class, reusing one buffer (4n bytes), plus
 /// small fixed-size tallies.
 ///
 /// # Panics

@@ -52,7 +52,7 @@ fn rank_key(s: f32) -> f32 {
 /// depend on the sort; with many tied scores this is the only thing deciding hits, and a
 /// model that outputs constant scores is credited by row position, not by skill.
 ///
-/// Heap: sorts an index of n `usize` (8n bytes), plus the returned 24 bytes per gene.
+/// Heap: sorts an index of n `u32` (4n bytes), plus the returned 24 bytes per gene.
 ///
 /// # Panics
 /// If `groups`, `y` and `score` differ in length.
@@ -61,9 +61,11 @@ pub fn gene_top_k(groups: &[u32], y: &[u8], score: &[f32], class: u8) -> Vec<Gen
         groups.len() == y.len() && y.len() == score.len(),
         "groups, labels and scores differ in length"
     );
-    let mut idx: Vec<usize> = (0..y.len()).collect();
+    let n = u32::try_from(y.len()).expect("a score column of at most 2³² rows");
+    let mut idx: Vec<u32> = (0..n).collect();
     // One sort groups the genes and ranks rows within each, so no per-gene buffers.
     idx.sort_unstable_by(|&a, &b| {
+        let (a, b) = (a as usize, b as usize);
         groups[a]
             .cmp(&groups[b])
             .then(rank_key(score[b]).total_cmp(&rank_key(score[a])))
@@ -72,15 +74,15 @@ pub fn gene_top_k(groups: &[u32], y: &[u8], score: &[f32], class: u8) -> Vec<Gen
     let mut out = Vec::new();
     let mut start = 0;
     while start < idx.len() {
-        let group = groups[idx[start]];
+        let group = groups[idx[start] as usize];
         let mut end = start;
-        while end < idx.len() && groups[idx[end]] == group {
+        while end < idx.len() && groups[idx[end] as usize] == group {
             end += 1;
         }
         let rows = &idx[start..end];
-        let k = rows.iter().filter(|&&i| y[i] == class).count();
+        let k = rows.iter().filter(|&&i| y[i as usize] == class).count();
         if k > 0 {
-            let hits = rows[..k].iter().filter(|&&i| y[i] == class).count();
+            let hits = rows[..k].iter().filter(|&&i| y[i as usize] == class).count();
             out.push(GeneTopK {
                 group,
                 k: k as u64,
