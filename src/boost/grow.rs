@@ -23,6 +23,60 @@ struct Route {
     step: Step,
 }
 
+/// A node's routing in a level pass whose splits are all on dense columns: a table row read
+/// without a branch. A node that does not split this level reads some routed column and
+/// goes to itself either way.
+#[derive(Clone, Copy)]
+struct Hop {
+    /// The split column's position among the page's dense columns.
+    col: u32,
+    /// Codes up to `bin` go left.
+    bin: u16,
+    /// The missing-value code (past any `u8` when the feature has none).
+    missing: u16,
+    default_left: bool,
+    left: u32,
+    right: u32,
+}
+
+impl Hop {
+    /// The table for `routes`, or `None` when some split reads a sparse column (or none
+    /// splits).
+    fn table(routes: &[Option<Route>]) -> Option<Vec<Hop>> {
+        let any = routes.iter().flatten().next()?;
+        let idle = any.dense? as u32;
+        routes
+            .iter()
+            .enumerate()
+            .map(|(n, r)| match r {
+                None => Some(Hop {
+                    col: idle,
+                    bin: 0,
+                    missing: 0x100,
+                    default_left: true,
+                    left: n as u32,
+                    right: n as u32,
+                }),
+                Some(r) => Some(Hop {
+                    col: r.dense? as u32,
+                    bin: r.step.bin,
+                    missing: r.step.missing.map_or(0x100, u16::from),
+                    default_left: r.step.default_left,
+                    left: r.step.left,
+                    right: r.step.right,
+                }),
+            })
+            .collect()
+    }
+
+    #[inline]
+    fn child(&self, code: u8) -> u32 {
+        let missing = code as u16 == self.missing;
+        let left = (missing & self.default_left) | (!missing & (code as u16 <= self.bin));
+        std::hint::select_unpredictable(left, self.left, self.right)
+    }
+}
+
 /// One tree's gradients: the true ones (for leaf values, and to tell which rows train) and
 /// their quantised copies (for histograms).
 pub(crate) struct Gradients<'a> {
@@ -205,8 +259,10 @@ fn level_pass(
     }
     need.sort_unstable();
     need.dedup();
+    let hops = Hop::table(routes);
     let work = PassWork {
         routes,
+        hops: hops.as_deref(),
         slots,
         n_build,
         gr,
@@ -254,6 +310,7 @@ fn level_pass(
 /// What a level pass does with a run of a page's rows.
 struct PassWork<'s, 'g> {
     routes: &'s [Option<Route>],
+    hops: Option<&'s [Hop]>,
     slots: &'s [i32],
     n_build: usize,
     gr: &'s Gradients<'g>,
@@ -274,25 +331,36 @@ impl PassWork<'_, '_> {
             sorted,
             gh,
             groups,
+            counts,
         } = b;
         // Routing first, in a loop of its own: rows do not depend on each other there, so
         // the loads of many rows' codes (from as many columns as the level has splits) are
         // in flight at once.
-        for (i, nd) in nodes.iter_mut().enumerate() {
-            if let Some(rt) = self.routes.get(*nd as usize).copied().flatten() {
-                let r = first + i;
-                let code = match rt.dense {
-                    Some(d) => page.dense[d * rows + r],
-                    None => page.code(r, self.layout, rt.feature),
-                };
-                *nd = rt.step.child(code) as u32;
+        if let Some(hops) = self.hops {
+            // Every row reads a code and takes a table row, so the loop has no branch to
+            // mispredict and the code loads of many rows overlap.
+            for (i, nd) in nodes.iter_mut().enumerate() {
+                let h = &hops[*nd as usize];
+                *nd = h.child(page.dense[h.col as usize * rows + first + i]);
+            }
+        } else {
+            for (i, nd) in nodes.iter_mut().enumerate() {
+                if let Some(rt) = self.routes.get(*nd as usize).copied().flatten() {
+                    let r = first + i;
+                    let code = match rt.dense {
+                        Some(d) => page.dense[d * rows + r],
+                        None => page.code(r, self.layout, rt.feature),
+                    };
+                    *nd = rt.step.child(code) as u32;
+                }
             }
         }
         if n_build == 0 {
             return;
         }
-        // Each slot's row count, in `groups[s].1` for now.
-        groups.fill((0, 0));
+        // Each slot's row count, in four counters taken in turn: runs of rows in one slot
+        // would otherwise wait on each other's increment of one counter in memory.
+        counts.fill([0; 4]);
         for (i, &nd) in nodes.iter().enumerate() {
             let slot = self.slots.get(nd as usize).copied().unwrap_or(-1);
             let builds = (slot >= 0) & (gr.hess[r0 + first + i] != 0.0);
@@ -300,12 +368,12 @@ impl PassWork<'_, '_> {
             // was mispredicted about every other row.
             let s = std::hint::select_unpredictable(builds, slot as u32, n_build as u32);
             slot_of[i] = s;
-            groups[s as usize].1 += 1;
+            counts[s as usize][i & 3] += 1;
         }
         // Counts to empty ranges at each slot's start; placing a row extends its range.
         let mut acc = 0;
-        for g in groups[..n_build].iter_mut() {
-            let k = g.1;
+        for (g, c) in groups[..n_build].iter_mut().zip(counts.iter()) {
+            let k = c.iter().sum::<u32>() as usize;
             *g = (acc, acc);
             acc += k;
         }
@@ -345,6 +413,8 @@ pub(crate) struct Buckets {
     gh: Vec<Packed>,
     /// Each slot's `(start, end)` in `sorted` (the last slot: rows that build nothing).
     groups: Vec<(usize, usize)>,
+    /// Each slot's row count, in four parts.
+    counts: Vec<[u32; 4]>,
 }
 
 impl Buckets {
@@ -354,6 +424,7 @@ impl Buckets {
             sorted: vec![0; rows],
             gh: vec![Packed::ZERO; rows],
             groups: vec![(0, 0); n_build + 1],
+            counts: vec![[0; 4]; n_build + 1],
         }
     }
 
@@ -361,6 +432,7 @@ impl Buckets {
     pub(crate) fn bytes(rows: usize, n_build: usize) -> u64 {
         (4 * 2 * rows
             + std::mem::size_of::<Packed>() * rows
-            + std::mem::size_of::<(usize, usize)>() * (n_build + 1)) as u64
+            + (std::mem::size_of::<(usize, usize)>() + std::mem::size_of::<[u32; 4]>()) * (n_build + 1))
+            as u64
     }
 }

@@ -23,7 +23,15 @@ pub use topk::{gene_top_k, summarize, GeneTopK, TopKSummary};
 pub fn logloss_term(p: f32, y: f32) -> f64 {
     let eps = 1e-15;
     let p = (p as f64).clamp(eps, 1.0 - eps);
-    -(y as f64 * p.ln() + (1.0 - y as f64) * (1.0 - p).ln())
+    // A 0/1 target needs one logarithm: the other term is 0 × a finite number, so the sum
+    // is bit for bit the same without it (the training loss takes one a row every tree).
+    if y == 1.0 {
+        -p.ln()
+    } else if y == 0.0 {
+        -(1.0 - p).ln()
+    } else {
+        -(y as f64 * p.ln() + (1.0 - y as f64) * (1.0 - p).ln())
+    }
 }
 
 /// Mean binary log loss of probabilities `p` against 0/1 labels.
