@@ -258,13 +258,13 @@ mod tests {
             s.min_budget(),
             // State, histograms (8-byte slots, (3 + 2 threads) << 4 nodes), the model, two pages, and
             // per thread the level pass's row buckets for a whole page (16,384 rows) and 32
-            // slots: two u32 and one packed i64 a row, one (usize, usize) a slot; and the
-            // memory page each of the 153 pages may keep mapped when streamed.
+            // slots: two u32 and one packed i64 a row, one (usize, usize) and four u32 counts
+            // a slot; and the memory page each of the 153 pages may keep mapped when streamed.
             2_500_000 * 34
                 + 124 * 256 * 8 * (5 * 16)
                 + 1000
                 + 2 * (16384 * 124 + 2 * 4096)
-                + 2 * (16384 * 16 + 33 * 16)
+                + 2 * (16384 * 16 + 33 * (16 + 16))
                 + 153 * 4096
         );
         assert!(!s.at_budget(s.min_budget() - 1).fits);
