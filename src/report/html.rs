@@ -499,10 +499,19 @@ where
         .light_line_style(GRID_LIGHT)
         .bold_line_style(GRID_BOLD)
         .draw()?;
-    for (i, (label, points)) in series.iter().enumerate() {
+    // Lines last to first, so that where two coincide (the cv stage and the stage inside it
+    // that set its peak, say) the one listed first stays on top; the legend keeps the
+    // listed order, from empty series drawn for it alone.
+    for (i, (_, points)) in series.iter().enumerate().rev() {
+        chart.draw_series(LineSeries::new(points.iter().copied(), color(i).stroke_width(2)).point_size(3))?;
+    }
+    for (i, (label, _)) in series.iter().enumerate() {
         let c = color(i);
         chart
-            .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)).point_size(3))?
+            .draw_series(LineSeries::new(
+                std::iter::empty::<(f64, f64)>(),
+                c.stroke_width(2),
+            ))?
             .label(label.as_str())
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c.stroke_width(2)));
     }
