@@ -658,12 +658,19 @@ mod tests {
         );
     }
 
+    /// Eight rows of labels and three-class probabilities.
+    const EIGHT_ROWS: ([u8; 8], [[f32; 8]; 3]) = (
+        [0, 1, 2, 0, 1, 2, 0, 0],
+        [
+            [0.7, 0.2, 0.1, 0.6, 0.3, 0.2, 0.9, 0.5],
+            [0.2, 0.7, 0.1, 0.3, 0.5, 0.2, 0.05, 0.25],
+            [0.1, 0.1, 0.8, 0.1, 0.2, 0.6, 0.05, 0.25],
+        ],
+    );
+
     #[test]
     fn class_calibration_serde_round_trip() {
-        let y = [0u8, 1, 2, 0, 1, 2, 0, 0];
-        let p0 = [0.7f32, 0.2, 0.1, 0.6, 0.3, 0.2, 0.9, 0.5];
-        let p1 = [0.2f32, 0.7, 0.1, 0.3, 0.5, 0.2, 0.05, 0.25];
-        let p2 = [0.1f32, 0.1, 0.8, 0.1, 0.2, 0.6, 0.05, 0.25];
+        let (y, [p0, p1, p2]) = EIGHT_ROWS;
         for (method, mode) in [(Method::Isotonic, Mode::PerClass), (Method::Platt, Mode::Splice)] {
             let cal = ClassCalibration::fit(method, mode, &y, [&p0, &p1, &p2]);
             let json = serde_json::to_string(&cal).unwrap();
@@ -689,10 +696,7 @@ mod tests {
 
     #[test]
     fn fitting_on_chosen_rows_is_fitting_on_those_rows_alone() {
-        let y = [0u8, 1, 2, 0, 1, 2, 0, 0];
-        let p0 = [0.7f32, 0.2, 0.1, 0.6, 0.3, 0.2, 0.9, 0.5];
-        let p1 = [0.2f32, 0.7, 0.1, 0.3, 0.5, 0.2, 0.05, 0.25];
-        let p2 = [0.1f32, 0.1, 0.8, 0.1, 0.2, 0.6, 0.05, 0.25];
+        let (y, [p0, p1, p2]) = EIGHT_ROWS;
         // Rows 0, 2, 3, 5 and 6, written out by hand.
         let ys = [0u8, 2, 0, 2, 0];
         let q0 = [0.7f32, 0.1, 0.6, 0.2, 0.9];
