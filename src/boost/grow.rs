@@ -30,13 +30,7 @@ struct Route {
 struct Hop {
     /// The split column's position among the page's dense columns.
     col: u32,
-    /// Codes up to `bin` go left.
-    bin: u16,
-    /// The missing-value code (past any `u8` when the feature has none).
-    missing: u16,
-    default_left: bool,
-    left: u32,
-    right: u32,
+    step: Step,
 }
 
 impl Hop {
@@ -51,29 +45,20 @@ impl Hop {
             .map(|(n, r)| match r {
                 None => Some(Hop {
                     col: idle,
-                    bin: 0,
-                    missing: 0x100,
-                    default_left: true,
-                    left: n as u32,
-                    right: n as u32,
+                    step: Step {
+                        bin: 0,
+                        missing: None,
+                        default_left: true,
+                        left: n as u32,
+                        right: n as u32,
+                    },
                 }),
                 Some(r) => Some(Hop {
                     col: r.dense? as u32,
-                    bin: r.step.bin,
-                    missing: r.step.missing.map_or(0x100, u16::from),
-                    default_left: r.step.default_left,
-                    left: r.step.left,
-                    right: r.step.right,
+                    step: r.step,
                 }),
             })
             .collect()
-    }
-
-    #[inline]
-    fn child(&self, code: u8) -> u32 {
-        let missing = code as u16 == self.missing;
-        let left = (missing & self.default_left) | (!missing & (code as u16 <= self.bin));
-        std::hint::select_unpredictable(left, self.left, self.right)
     }
 }
 
@@ -341,7 +326,7 @@ impl PassWork<'_, '_> {
             // mispredict and the code loads of many rows overlap.
             for (i, nd) in nodes.iter_mut().enumerate() {
                 let h = &hops[*nd as usize];
-                *nd = h.child(page.dense[h.col as usize * rows + first + i]);
+                *nd = h.step.child(page.dense[h.col as usize * rows + first + i]) as u32;
             }
         } else {
             for (i, nd) in nodes.iter_mut().enumerate() {

@@ -72,12 +72,10 @@ impl Step {
     /// The child a row with bin `code` of the split feature goes to.
     #[inline]
     pub fn child(&self, code: u8) -> usize {
-        let left = if Some(code) == self.missing {
-            self.default_left
-        } else {
-            code as u16 <= self.bin
-        };
-        // Rows go either way at random: a branch here would be mispredicted half the time.
+        // Rows go either way at random: a branch here would be mispredicted half the time,
+        // so both tests are taken and combined.
+        let missing = self.missing == Some(code);
+        let left = (missing & self.default_left) | (!missing & (code as u16 <= self.bin));
         std::hint::select_unpredictable(left, self.left, self.right) as usize
     }
 }
