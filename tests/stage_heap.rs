@@ -36,15 +36,22 @@ fn read(path: &std::path::Path) -> Value {
 /// A cross-validation run on a small synthetic set, with a small sketch so that compaction
 /// recurses through several levels.
 fn cv_run(dir: &std::path::Path) -> std::path::PathBuf {
+    cv_run_of(dir, 200, 12)
+}
+
+/// [`cv_run`] with `rows_per_gene` rows for each of its 60 genes and `trees` trees a model.
+fn cv_run_of(dir: &std::path::Path, rows_per_gene: usize, trees: usize) -> std::path::PathBuf {
     let cfg = dir.join("c.toml");
     std::fs::write(
         &cfg,
         format!(
             "[run]\nout_dir = \"{0}/out\"\nprogress = false\n[dataset]\npath = \"{0}/data\"\n\
-             [memory]\ntotal = \"512MiB\"\nsynth = \"128MiB\"\n[synth]\ngenes = 60\nrows_per_gene = 200\ngenes_per_file = 20\n\
-             [train]\nn_estimators = 12\nsketch_size = 64\nearly_stopping_rounds = 3\neval_metric = \"auc\"\n\
+             [memory]\ntotal = \"512MiB\"\nsynth = \"128MiB\"\n[synth]\ngenes = 60\nrows_per_gene = {1}\ngenes_per_file = 20\n\
+             [train]\nn_estimators = {2}\nsketch_size = 64\nearly_stopping_rounds = 3\neval_metric = \"auc\"\n\
              [cv]\nn_folds = 3\n",
-            dir.display()
+            dir.display(),
+            rows_per_gene,
+            trees
         ),
     )
     .unwrap();
@@ -71,20 +78,7 @@ fn every_stage_of_a_cross_validation_stays_within_its_reservation() {
 #[test]
 fn the_pooled_scores_read_the_row_state_in_place() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("c.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[run]\nout_dir = \"{0}/out\"\nprogress = false\n[dataset]\npath = \"{0}/data\"\n\
-             [memory]\ntotal = \"512MiB\"\nsynth = \"128MiB\"\n[synth]\ngenes = 60\nrows_per_gene = 1000\ngenes_per_file = 20\n\
-             [train]\nn_estimators = 3\n[cv]\nn_folds = 3\n",
-            dir.path().display()
-        ),
-    )
-    .unwrap();
-    let (code, _, err) = run(&["run", cfg.to_str().unwrap()]);
-    assert_eq!(code, 0, "{err}");
-    let out = dir.path().join("out");
+    let out = cv_run_of(dir.path(), 1000, 3);
     let rows = read(&out.join("metrics_aggregate.json"))["pooled"]["rows"]
         .as_u64()
         .unwrap();
