@@ -160,6 +160,7 @@ pub fn fit(
     // GOSS sorts the rows' gradient magnitudes in a scratch array of its own.
     let mut goss_scratch = vec![0f32; if params.sampling == Sampling::Goss { n } else { 0 }];
     let mut node = vec![0u32; n];
+    let mut part = vec![0u16; n];
     let mut q = vec![QPair::default(); n];
     let levels = Quantizer::levels(n);
     // The margins at the best iteration so far, copied when it improves: early stopping
@@ -277,7 +278,7 @@ pub fn fit(
             q: &q,
             quant,
         };
-        let mut tree = grow(cache, &pf, &features, &gr, &mut node, params, &sp)?;
+        let mut tree = grow(cache, &pf, &features, &gr, &mut node, &mut part, params, &sp)?;
         tree.shrink_to_fit();
         let sums = add_tree(
             &tree.value,

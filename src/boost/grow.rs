@@ -7,6 +7,8 @@
 //! budget; once its shape is fixed, each leaf's value is refitted from the true gradients
 //! of its rows, as LightGBM's `quant_train_renew_leaf` does.
 
+use std::sync::Mutex;
+
 use rayon::prelude::*;
 
 use super::hist::{add_groups, Columns, GradPair, Histogram, Packed, PageFeatures, QPair, Quantizer};
@@ -114,6 +116,7 @@ pub(crate) fn grow(
     features: &[usize],
     gr: &Gradients<'_>,
     node: &mut [u32],
+    part: &mut [u16],
     params: &TrainParams,
     sp: &SplitParams,
 ) -> anyhow::Result<Tree> {
@@ -124,17 +127,21 @@ pub(crate) fn grow(
         let [g, h] = q.pair(p);
         (sp.weight(g, h) * eta) as f32
     };
-    node.fill(0);
     let cols = pf.columns(features);
     let root_total = total(gr);
     let mut tree = Tree::root(weight(root_total), q.pair(root_total)[1] as f32);
-    // The root's histogram: one pass, nothing to route.
-    let mut built = level_pass(cache, pf, &cols, gr, node, &[None], &[0], 1)?;
+    let parts = Partition::new(cache);
+    // The root's histogram: one pass, which also gathers each segment's training rows.
+    let mut built = parts.level(cache, pf, &cols, gr, part, None, &[0])?;
     let mut root_hist = built.pop().expect("one histogram");
     root_hist.fill_sparse_zeros(cuts, pf, root_total);
     // Nodes of the current level with their histograms and sums.
     let mut level: Vec<(usize, Histogram, Packed)> = vec![(0, root_hist, root_total)];
-    for depth in 0..params.max_depth {
+    // Every split so far, by node: the finishing pass routes the rows that did not train
+    // through them.
+    let mut routes: Vec<Option<Route>> = vec![None];
+    let mut depth = 0;
+    while depth < params.max_depth {
         let splits: Vec<Option<Split>> = level
             .par_iter()
             .map(|(_, h, tot)| best_split(h, *tot, q, cuts, &pf.offsets, features, sp))
@@ -142,7 +149,7 @@ pub(crate) fn grow(
         if splits.iter().all(Option::is_none) {
             break;
         }
-        let mut routes: Vec<Option<Route>> = vec![None; tree.len() + 2 * splits.len()];
+        let mut now: Vec<Option<Route>> = vec![None; tree.len() + 2 * splits.len()];
         let mut children = vec![];
         for ((id, _, _), s) in level.iter().zip(&splits) {
             let Some(s) = s else { continue };
@@ -155,7 +162,7 @@ pub(crate) fn grow(
                 (weight(s.left), weight(s.right)),
                 (lp[1], rp[1]),
             );
-            routes[*id] = Some(Route {
+            now[*id] = Some(Route {
                 dense: match cache.layout.position[s.feature] {
                     Position::Dense(d) => Some(d),
                     Position::Sparse(_) => None,
@@ -165,25 +172,29 @@ pub(crate) fn grow(
             });
             children.push((*id, l, r, *s));
         }
-        routes.truncate(tree.len());
-        if depth + 1 == params.max_depth {
-            // The children are leaves: route rows to them, build nothing.
-            level_pass(cache, pf, &cols, gr, node, &routes, &[], 0)?;
+        now.truncate(tree.len());
+        routes.resize(tree.len(), None);
+        for (all, r) in routes.iter_mut().zip(&now) {
+            if r.is_some() {
+                *all = *r;
+            }
+        }
+        depth += 1;
+        if depth == params.max_depth {
+            // The children are leaves: the finishing pass routes rows to them.
             break;
         }
         // Build the smaller child of each split (by hessian), subtract for the other.
-        let mut slot = vec![-1i32; tree.len()];
         let mut small = vec![];
-        for (k, &(_, l, r, s)) in children.iter().enumerate() {
-            let (c, tot) = if s.left.h() <= s.right.h() {
+        for &(_, l, r, s) in &children {
+            small.push(if s.left.h() <= s.right.h() {
                 (l, s.left)
             } else {
                 (r, s.right)
-            };
-            slot[c] = k as i32;
-            small.push((c, tot));
+            });
         }
-        let mut hists = level_pass(cache, pf, &cols, gr, node, &routes, &slot, children.len())?;
+        let builds: Vec<usize> = small.iter().map(|&(c, _)| c).collect();
+        let mut hists = parts.level(cache, pf, &cols, gr, part, Some(&now), &builds)?;
         let mut parents: std::collections::HashMap<usize, Histogram> =
             level.into_iter().map(|(id, h, _)| (id, h)).collect();
         let mut next = Vec::with_capacity(2 * children.len());
@@ -203,6 +214,11 @@ pub(crate) fn grow(
         }
         level = next;
     }
+    if tree.len() == 1 {
+        node.fill(0);
+    } else {
+        parts.finish(cache, part, node, &routes, depth)?;
+    }
     // The shape is fixed: each leaf's value from its rows' true gradients.
     for (n, [g, h]) in leaf_sums(&tree, gr, node).into_iter().enumerate() {
         if tree.is_leaf(n) && h > 0.0 {
@@ -213,211 +229,337 @@ pub(crate) fn grow(
     Ok(tree)
 }
 
-/// One pass over every page: moves each row whose node has a route to its child, then adds
-/// the row to the histogram of its node's build slot (when it has one).
-#[allow(clippy::too_many_arguments)]
-fn level_pass(
-    cache: &PageCache,
-    pf: &PageFeatures,
-    cols: &Columns,
-    gr: &Gradients<'_>,
-    node: &mut [u32],
-    routes: &[Option<Route>],
-    slots: &[i32],
-    n_build: usize,
-) -> anyhow::Result<Vec<Histogram>> {
-    let hist_slots = *pf.offsets.last().expect("offsets end with the total");
-    let threads = rayon::current_num_threads();
-    let mut per_thread: Vec<Vec<Histogram>> = (0..threads)
-        .map(|_| (0..n_build).map(|_| Histogram::zeros(hist_slots)).collect())
-        .collect();
-    let layout = &cache.layout;
-    // Per thread, its rows of a page grouped by build slot (a counting sort), so that each
-    // histogram is filled feature by feature from the page's columns; sized for a whole page,
-    // which a thread takes when the pass gives out whole pages.
-    let mut scratch: Vec<Buckets> = (0..threads).map(|_| Buckets::new(PAGE_ROWS, n_build)).collect();
-    // The dense columns this pass looks at: the split columns it routes by and the columns
-    // it builds histograms of; a streamed page is read for those only.
-    let mut need: Vec<usize> = routes.iter().flatten().filter_map(|r| r.dense).collect();
-    if n_build > 0 {
-        need.extend(&cols.dense);
-    }
-    need.sort_unstable();
-    need.dedup();
-    let hops = Hop::table(routes);
-    let work = PassWork {
-        routes,
-        hops: hops.as_deref(),
-        slots,
-        n_build,
-        gr,
-        pf,
-        cols,
-        layout,
-    };
-    let n_pages = cache.manifest.pages.len();
-    let workers = cache.page_workers().min(threads);
-    if workers > 1 && n_pages >= 2 * workers {
-        // Whole pages to each thread: one wake-up per pass instead of one per page.
-        let mut states: Vec<_> = per_thread
-            .iter_mut()
-            .zip(scratch.iter_mut())
-            .take(workers)
-            .collect();
-        cache.par_pages(Some(&need), &mut states, node, |(hs, b), page, nodes| {
-            work.run(&page, 0, nodes, hs, b);
-            Ok(())
-        })?;
-    } else {
-        cache.for_each_page(Some(&need), |page| {
-            let r0 = page.first_row as usize;
-            let rows = page.rows;
-            let chunk = rows.div_ceil(threads);
-            node[r0..r0 + rows]
-                .par_chunks_mut(chunk)
-                .zip(per_thread.par_iter_mut())
-                .zip(scratch.par_iter_mut())
-                .enumerate()
-                .for_each(|(t, ((nodes, hs), b))| work.run(&page, t * chunk, nodes, hs, b));
-            Ok(())
-        })?;
-    }
-    // Add the threads' histograms in thread order.
-    let mut out = per_thread.remove(0);
-    for hs in per_thread {
-        for (a, b) in out.iter_mut().zip(&hs) {
-            a.add(b);
+// A segment's row positions are `u16`.
+const _: () = assert!(PAGE_ROWS <= 1 << 16);
+
+/// Which rows of a segment train this tree, grouped by node (LightGBM's `DataPartition`,
+/// kept per segment of a page): a level pass reads only the rows of the nodes it splits and
+/// builds, where routing every row cost about a fifth of the training; the rows that do not
+/// train (validation, rows of genes left out, rows subsampling left out) are routed once, when
+/// the tree is grown.
+struct Partition {
+    /// Whether each page goes whole to one worker (then a segment is a page), or is split
+    /// among the threads (then a segment is one thread's share of it).
+    whole: bool,
+    workers: usize,
+    threads: usize,
+    /// Rows of a segment (the last of a page may hold fewer).
+    seg_rows: usize,
+    /// Segments of a page.
+    per_page: usize,
+    segs: Vec<Mutex<Segment>>,
+}
+
+/// One segment's partition state. Its part of the partition array (`part`, one `u16` a row)
+/// holds page rows: first the `active` ones that train, grouped by node, each node's in
+/// ascending order (its `range`); then the others, ascending.
+#[derive(Default)]
+struct Segment {
+    active: usize,
+    /// By node: its rows' positions in the segment's part of `part`; empty once it splits.
+    ranges: Vec<(u16, u16)>,
+}
+
+impl Partition {
+    fn new(cache: &PageCache) -> Self {
+        let threads = rayon::current_num_threads();
+        let n_pages = cache.manifest.pages.len();
+        let workers = cache.page_workers().min(threads);
+        let whole = workers > 1 && n_pages >= 2 * workers;
+        let (seg_rows, per_page) = if whole {
+            (PAGE_ROWS, 1)
+        } else {
+            (PAGE_ROWS.div_ceil(threads), threads)
+        };
+        Self {
+            whole,
+            workers,
+            threads,
+            seg_rows,
+            per_page,
+            segs: (0..n_pages * per_page).map(|_| Mutex::default()).collect(),
         }
     }
-    Ok(out)
-}
 
-/// What a level pass does with a run of a page's rows.
-struct PassWork<'s, 'g> {
-    routes: &'s [Option<Route>],
-    hops: Option<&'s [Hop]>,
-    slots: &'s [i32],
-    n_build: usize,
-    gr: &'s Gradients<'g>,
-    pf: &'s PageFeatures,
-    cols: &'s Columns,
-    layout: &'s crate::binning::cache::Layout,
-}
-
-impl PassWork<'_, '_> {
-    /// Routes page rows `first..first + nodes.len()` (whose nodes are `nodes`) and adds them
-    /// to the histograms `hs` of their nodes' build slots, grouping them in `b`.
-    fn run(&self, page: &Page<'_>, first: usize, nodes: &mut [u32], hs: &mut [Histogram], b: &mut Buckets) {
-        let (gr, n_build) = (self.gr, self.n_build);
-        let r0 = page.first_row as usize;
-        let rows = page.rows;
-        let Buckets {
-            slot_of,
-            sorted,
-            gh,
-            groups,
-            counts,
-        } = b;
-        // Routing first, in a loop of its own: rows do not depend on each other there, so
-        // the loads of many rows' codes (from as many columns as the level has splits) are
-        // in flight at once.
-        if let Some(hops) = self.hops {
-            // Every row reads a code and takes a table row, so the loop has no branch to
-            // mispredict and the code loads of many rows overlap.
-            for (i, nd) in nodes.iter_mut().enumerate() {
-                let h = &hops[*nd as usize];
-                *nd = h.step.child(page.dense[h.col as usize * rows + first + i]) as u32;
-            }
+    /// Calls `f(state, segment, page, first, rows)` on every segment, where `first` is the
+    /// segment's first page row and `rows` its part of `per_row`: pages whole to `states`'
+    /// workers, or each page split among the threads.
+    fn each<S: Send, T: Send>(
+        &self,
+        cache: &PageCache,
+        need: &[usize],
+        states: &mut [S],
+        per_row: &mut [T],
+        f: impl Fn(&mut S, usize, &Page<'_>, usize, &mut [T]) + Sync,
+    ) -> anyhow::Result<()> {
+        if self.whole {
+            cache.par_pages(
+                Some(need),
+                &mut states[..self.workers],
+                per_row,
+                |s, page, rows| {
+                    f(s, page.first_row as usize / PAGE_ROWS, &page, 0, rows);
+                    Ok(())
+                },
+            )
         } else {
-            for (i, nd) in nodes.iter_mut().enumerate() {
-                if let Some(rt) = self.routes.get(*nd as usize).copied().flatten() {
-                    let r = first + i;
-                    let code = match rt.dense {
-                        Some(d) => page.dense[d * rows + r],
-                        None => page.code(r, self.layout, rt.feature),
-                    };
-                    *nd = rt.step.child(code) as u32;
+            cache.for_each_page(Some(need), |page| {
+                let r0 = page.first_row as usize;
+                let p = r0 / PAGE_ROWS;
+                per_row[r0..r0 + page.rows]
+                    .par_chunks_mut(self.seg_rows)
+                    .zip(states[..self.threads].par_iter_mut())
+                    .enumerate()
+                    .for_each(|(t, (rows, s))| f(s, p * self.per_page + t, &page, t * self.seg_rows, rows));
+                Ok(())
+            })
+        }
+    }
+
+    /// One pass over every page: with `routes`, moves the training rows of each node that has
+    /// one to its children; without, gathers each segment's training rows as the root's.
+    /// Then adds the rows of each node in `builds` to its histogram.
+    #[allow(clippy::too_many_arguments)]
+    fn level(
+        &self,
+        cache: &PageCache,
+        pf: &PageFeatures,
+        cols: &Columns,
+        gr: &Gradients<'_>,
+        part: &mut [u16],
+        routes: Option<&[Option<Route>]>,
+        builds: &[usize],
+    ) -> anyhow::Result<Vec<Histogram>> {
+        let hist_slots = *pf.offsets.last().expect("offsets end with the total");
+        // The dense columns this pass reads: the split columns it routes by and the columns
+        // it builds histograms of; a streamed page is read for those only.
+        let mut need: Vec<usize> = routes
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|r| r.dense)
+            .collect();
+        if !builds.is_empty() {
+            need.extend(&cols.dense);
+        }
+        need.sort_unstable();
+        need.dedup();
+        let mut states: Vec<(Vec<Histogram>, Buckets)> = (0..self.threads)
+            .map(|_| {
+                (
+                    builds.iter().map(|_| Histogram::zeros(hist_slots)).collect(),
+                    Buckets::new(self.seg_rows, builds.len()),
+                )
+            })
+            .collect();
+        let layout = &cache.layout;
+        self.each(
+            cache,
+            &need,
+            &mut states,
+            part,
+            |(hs, b), s, page, first, part| {
+                let mut seg = self.segs[s].lock().expect("no pass panicked");
+                let seg = &mut *seg;
+                let r0 = page.first_row as usize;
+                match routes {
+                    None => {
+                        // The rows that train first, then the others, each in page order.
+                        let (mut k, mut j) = (0, 0);
+                        for i in 0..part.len() {
+                            let r = (first + i) as u16;
+                            let trains = gr.hess[r0 + first + i] != 0.0;
+                            part[k] = r;
+                            b.spill[j] = r;
+                            k += trains as usize;
+                            j += !trains as usize;
+                        }
+                        part[k..].copy_from_slice(&b.spill[..j]);
+                        seg.active = k;
+                        seg.ranges.clear();
+                        seg.ranges.push((0, k as u16));
+                    }
+                    Some(routes) => {
+                        seg.ranges.resize(routes.len(), (0, 0));
+                        for (n, rt) in routes.iter().enumerate() {
+                            let Some(rt) = rt else { continue };
+                            let (a, z) = seg.ranges[n];
+                            let rows = &mut part[a as usize..z as usize];
+                            let left = match rt.dense {
+                                Some(d) => split_rows(rows, &mut b.spill, &rt.step, page.dense_column(d)),
+                                None => {
+                                    let codes = |r: usize| page.code(r, layout, rt.feature);
+                                    split_rows(rows, &mut b.spill, &rt.step, codes)
+                                }
+                            } as u16;
+                            seg.ranges[n] = (0, 0);
+                            seg.ranges[rt.step.left as usize] = (a, a + left);
+                            seg.ranges[rt.step.right as usize] = (a + left, z);
+                        }
+                    }
+                }
+                if builds.is_empty() {
+                    return;
+                }
+                // Each built node's gradient pairs beside its rows, so the histogram loops read
+                // both front to back.
+                for (g, &c) in b.groups.iter_mut().zip(builds) {
+                    let (a, z) = seg.ranges[c];
+                    *g = (a as usize, z as usize);
+                    for (w, &r) in b.gh[a as usize..z as usize]
+                        .iter_mut()
+                        .zip(&part[a as usize..z as usize])
+                    {
+                        *w = gr.q[r0 + r as usize].packed();
+                    }
+                }
+                let n = seg.active;
+                add_groups(hs, page, pf, cols, &b.groups, &part[..n], &b.gh[..n]);
+            },
+        )?;
+        // Add the threads' histograms in thread order.
+        let mut out = states.swap_remove(0).0;
+        for (hs, _) in states {
+            for (a, b) in out.iter_mut().zip(&hs) {
+                a.add(b);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The pass that ends a tree of `depth` levels whose splits are `routes` (by node):
+    /// writes every row's leaf into `node`. A training row steps on from the node whose
+    /// range holds it (one step at most, as the last level's children are leaves); any
+    /// other row is routed from the root.
+    fn finish(
+        &self,
+        cache: &PageCache,
+        part: &[u16],
+        node: &mut [u32],
+        routes: &[Option<Route>],
+        depth: usize,
+    ) -> anyhow::Result<()> {
+        let mut need: Vec<usize> = routes.iter().flatten().filter_map(|r| r.dense).collect();
+        need.sort_unstable();
+        need.dedup();
+        let hops = Hop::table(routes);
+        let layout = &cache.layout;
+        let mut states = vec![(); self.threads];
+        self.each(cache, &need, &mut states, node, |_, s, page, first, nodes| {
+            let seg = self.segs[s].lock().expect("no pass panicked");
+            let r0 = page.first_row as usize;
+            let part = &part[r0 + first..r0 + first + nodes.len()];
+            let code = |r: usize, rt: &Route| match rt.dense {
+                Some(d) => page.dense[d * page.rows + r],
+                None => page.code(r, layout, rt.feature),
+            };
+            for (n, &(a, z)) in seg.ranges.iter().enumerate() {
+                let rows = &part[a as usize..z as usize];
+                match routes.get(n).copied().flatten() {
+                    Some(rt) => {
+                        for &r in rows {
+                            nodes[r as usize - first] = rt.step.child(code(r as usize, &rt)) as u32;
+                        }
+                    }
+                    None => {
+                        for &r in rows {
+                            nodes[r as usize - first] = n as u32;
+                        }
+                    }
                 }
             }
-        }
-        if n_build == 0 {
-            return;
-        }
-        // Each slot's row count, in four counters taken in turn: runs of rows in one slot
-        // would otherwise wait on each other's increment of one counter in memory.
-        counts.fill([0; 4]);
-        for (i, &nd) in nodes.iter().enumerate() {
-            let slot = self.slots.get(nd as usize).copied().unwrap_or(-1);
-            let builds = (slot >= 0) & (gr.hess[r0 + first + i] != 0.0);
-            // Whether a row trains this tree is a coin toss from row to row: a branch on it
-            // was mispredicted about every other row.
-            let s = std::hint::select_unpredictable(builds, slot as u32, n_build as u32);
-            slot_of[i] = s;
-            counts[s as usize][i & 3] += 1;
-        }
-        // Counts to empty ranges at each slot's start; placing a row extends its range.
-        let mut acc = 0;
-        for (g, c) in groups[..n_build].iter_mut().zip(counts.iter()) {
-            let k = c.iter().sum::<u32>() as usize;
-            *g = (acc, acc);
-            acc += k;
-        }
-        for (i, &s) in slot_of[..nodes.len()].iter().enumerate() {
-            if let Some(g) = groups[..n_build].get_mut(s as usize) {
-                sorted[g.1] = i as u32;
-                g.1 += 1;
+            let others = &part[seg.active..];
+            if let Some(hops) = &hops {
+                // A table row a level, without a branch: a leaf goes to itself.
+                for &r in others {
+                    let mut nd = 0;
+                    for _ in 0..depth {
+                        let h = &hops[nd];
+                        nd = h.step.child(page.dense[h.col as usize * page.rows + r as usize]);
+                    }
+                    nodes[r as usize - first] = nd as u32;
+                }
+            } else {
+                for &r in others {
+                    let mut nd = 0;
+                    while let Some(rt) = routes.get(nd).copied().flatten() {
+                        nd = rt.step.child(code(r as usize, &rt));
+                    }
+                    nodes[r as usize - first] = nd as u32;
+                }
             }
-        }
-        // Row indices to page rows, and their gradient pairs in the same order, so the
-        // histogram loops read both front to back.
-        let built = acc;
-        for (i, w) in sorted[..built].iter_mut().zip(gh.iter_mut()) {
-            *i += first as u32;
-            let r = r0 + *i as usize;
-            *w = gr.q[r].packed();
-        }
-        add_groups(
-            hs,
-            page,
-            self.pf,
-            self.cols,
-            &groups[..n_build],
-            &sorted[..built],
-            &gh[..built],
-        );
+        })
     }
 }
 
-/// One thread's scratch for grouping a page chunk's rows by build slot.
+/// Moves `rows` that go left by `step` (their codes read through `codes`) to the front and
+/// the others after them, each side in its order; returns how many go left. `spill` holds
+/// the right side meanwhile.
+#[inline]
+fn split_rows(rows: &mut [u16], spill: &mut [u16], step: &Step, codes: impl Codes) -> usize {
+    let (mut l, mut r) = (0, 0);
+    for i in 0..rows.len() {
+        let row = rows[i];
+        let left = step.goes_left(codes.code(row as usize));
+        // Written both ways and the cursors moved by the test: no branch to mispredict.
+        rows[l] = row;
+        spill[r] = row;
+        l += left as usize;
+        r += !left as usize;
+    }
+    rows[l..].copy_from_slice(&spill[..r]);
+    l
+}
+
+/// A split feature's codes by page row: a dense column, or a lookup in the sparse block.
+trait Codes {
+    fn code(&self, r: usize) -> u8;
+}
+
+impl Codes for &[u8] {
+    #[inline]
+    fn code(&self, r: usize) -> u8 {
+        self[r]
+    }
+}
+
+impl<F: Fn(usize) -> u8> Codes for F {
+    #[inline]
+    fn code(&self, r: usize) -> u8 {
+        self(r)
+    }
+}
+
+/// One thread's scratch for a level pass over a segment.
 pub(crate) struct Buckets {
-    /// Each row's slot (`n_build` when the row builds nothing).
-    slot_of: Vec<u32>,
-    /// Row indices, grouped by slot.
-    sorted: Vec<u32>,
-    /// The quantised gradients of `sorted`'s rows.
+    /// The rows that go right while a node's rows are split.
+    spill: Vec<u16>,
+    /// The quantised gradients of the built rows, at their rows' positions.
     gh: Vec<Packed>,
-    /// Each slot's `(start, end)` in `sorted` (the last slot: rows that build nothing).
+    /// Each built node's `(start, end)` in the segment's partition.
     groups: Vec<(usize, usize)>,
-    /// Each slot's row count, in four parts.
-    counts: Vec<[u32; 4]>,
 }
 
 impl Buckets {
     fn new(rows: usize, n_build: usize) -> Self {
         Self {
-            slot_of: vec![0; rows],
-            sorted: vec![0; rows],
+            spill: vec![0; rows],
             gh: vec![Packed::ZERO; rows],
-            groups: vec![(0, 0); n_build + 1],
-            counts: vec![[0; 4]; n_build + 1],
+            groups: vec![(0, 0); n_build],
         }
     }
 
     /// Heap bytes of one thread's scratch.
     pub(crate) fn bytes(rows: usize, n_build: usize) -> u64 {
-        (4 * 2 * rows
-            + std::mem::size_of::<Packed>() * rows
-            + (std::mem::size_of::<(usize, usize)>() + std::mem::size_of::<[u32; 4]>()) * (n_build + 1))
+        (2 * rows + std::mem::size_of::<Packed>() * rows + std::mem::size_of::<(usize, usize)>() * n_build)
             as u64
     }
+}
+
+/// Heap bytes of the partition's per-segment state for `rows` rows: each node's range in
+/// every segment (a page has at most one segment a thread).
+pub(crate) fn segment_bytes(rows: u64, max_depth: usize, threads: u64) -> u64 {
+    let segs = rows.div_ceil(PAGE_ROWS as u64) * threads;
+    segs * (std::mem::size_of::<Mutex<Segment>>() as u64
+        + Tree::max_nodes(max_depth) * std::mem::size_of::<(u16, u16)>() as u64)
 }

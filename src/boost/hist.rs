@@ -174,12 +174,12 @@ impl Histogram {
 
     /// Adds page rows `rows` (ascending) with weights `gh` (one per row, in the same order):
     /// [`add_groups`] for one node.
-    pub fn add_rows(
+    pub fn add_rows<R: PageRow>(
         &mut self,
         page: &Page<'_>,
         pf: &PageFeatures,
         cols: &Columns,
-        rows: &[u32],
+        rows: &[R],
         gh: &[Packed],
     ) {
         add_groups(
@@ -224,26 +224,46 @@ const BLOCK: usize = 4;
 /// kernel bench with two).
 const SCRATCH_MIN_ROWS: usize = 64;
 
+/// A page row's index as the kernel reads it: `u32` in callers' row lists, `u16` in the
+/// trainer's partition, which is half the size (a page has at most 2¹⁴ rows).
+pub trait PageRow: Copy {
+    fn at(self) -> usize;
+}
+
+impl PageRow for u16 {
+    #[inline]
+    fn at(self) -> usize {
+        self as usize
+    }
+}
+
+impl PageRow for u32 {
+    #[inline]
+    fn at(self) -> usize {
+        self as usize
+    }
+}
+
 /// Adds to each histogram `hists[k]` the page rows `rows[a..z]` with weights `gh[a..z]`,
 /// where `(a, z) = groups[k]`. Dense features go [`BLOCK`] columns at a time, and within a
 /// block node by node: the columns' slices of the page stay in cache while every node reads
 /// them, and the loop touches one block's slots of one node at a time. Sparse features get only
 /// their stored (non-zero) values here; [`Histogram::fill_sparse_zeros`] adds the zeros
 /// afterwards. Only the columns in `cols` are built; the others' slots are left as they are.
-pub fn add_groups(
+pub fn add_groups<R: PageRow>(
     hists: &mut [Histogram],
     page: &Page<'_>,
     pf: &PageFeatures,
     cols: &Columns,
     groups: &[(usize, usize)],
-    rows: &[u32],
+    rows: &[R],
     gh: &[Packed],
 ) {
     debug_assert_eq!(rows.len(), gh.len());
     // Every dense column holds `page.rows` codes, so this one check covers the unchecked
     // reads below.
     assert!(
-        rows.iter().all(|&r| (r as usize) < page.rows),
+        rows.iter().all(|&r| r.at() < page.rows),
         "a row index past the page"
     );
     let mut scratch = [[[Packed::ZERO; MAX_SLOTS]; BLOCK]; 2];
@@ -262,7 +282,7 @@ pub fn add_groups(
                 for (&r, &w) in rows.iter().zip(gh) {
                     for (s, c) in slots.iter_mut().zip(&c) {
                         // SAFETY: r < page.rows == c.len(), checked on entry.
-                        let p = &mut s[unsafe { *c.get_unchecked(r as usize) } as usize];
+                        let p = &mut s[unsafe { *c.get_unchecked(r.at()) } as usize];
                         *p = p.plus(w);
                     }
                 }
@@ -277,8 +297,7 @@ pub fn add_groups(
                 for ((e, o), c) in even.iter_mut().zip(odd.iter_mut()).zip(&c) {
                     // SAFETY: as above. A `u8` code always indexes 256 slots; a code past
                     // the feature's slots (only in a damaged cache) lands in one never read.
-                    let (a, b) =
-                        unsafe { (*c.get_unchecked(r[0] as usize), *c.get_unchecked(r[1] as usize)) };
+                    let (a, b) = unsafe { (*c.get_unchecked(r[0].at()), *c.get_unchecked(r[1].at())) };
                     let p = &mut e[a as usize];
                     *p = p.plus(w[0]);
                     let p = &mut o[b as usize];
@@ -287,7 +306,7 @@ pub fn add_groups(
             }
             if let (&[r], &[w]) = (rows.chunks_exact(2).remainder(), gh.chunks_exact(2).remainder()) {
                 for (e, c) in even.iter_mut().zip(&c) {
-                    let p = &mut e[c[r as usize] as usize];
+                    let p = &mut e[c[r.at()] as usize];
                     *p = p.plus(w);
                 }
             }
@@ -304,7 +323,7 @@ pub fn add_groups(
         for (h, &(a, z)) in hists.iter_mut().zip(groups) {
             let slots = &mut h.bins[off..end];
             for (&r, &w) in rows[a..z].iter().zip(&gh[a..z]) {
-                let s = &mut slots[col[r as usize] as usize];
+                let s = &mut slots[col[r.at()] as usize];
                 *s = s.plus(w);
             }
         }
@@ -315,7 +334,7 @@ pub fn add_groups(
         let (indices, data) = (page.sparse.indices(), page.sparse.data());
         for (h, &(a, z)) in hists.iter_mut().zip(groups) {
             for (&r, &w) in rows[a..z].iter().zip(&gh[a..z]) {
-                let (lo, hi) = (ip[r as usize] as usize, ip[r as usize + 1] as usize);
+                let (lo, hi) = (ip[r.at()] as usize, ip[r.at() + 1] as usize);
                 for (&s_i, &code) in indices[lo..hi].iter().zip(&data[lo..hi]) {
                     if cols.sparse[s_i as usize] {
                         let s = &mut h.bins[pf.sparse_offsets[s_i as usize] + code as usize];

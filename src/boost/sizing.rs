@@ -19,10 +19,10 @@ use crate::io::Dataset;
 use crate::memory::{MemoryError, Stages};
 
 /// Bytes of per-row state while one binary model trains: margin, gradient and hessian
-/// (`f32` each), the row's node (`u32`), its quantised gradient pair (two 16-bit integers),
-/// its class code and role (a byte each). The target is read from the class code, and a
+/// (`f32` each), the row's node (`u32`), its place in the tree's row partition (`u16`), its
+/// quantised gradient pair (two 16-bit integers), its class code and role (a byte each). The target is read from the class code, and a
 /// row's weight is folded into its gradient and hessian as they are taken.
-pub const STATE_BYTES_PER_ROW: u64 = 22;
+pub const STATE_BYTES_PER_ROW: u64 = 24;
 /// Per row, when early stopping watches a validation set: the margins at the best iteration.
 pub const BEST_MARGIN_BYTES_PER_ROW: u64 = 4;
 /// Per row, with GOSS: the gradient magnitudes it sorts.
@@ -108,10 +108,12 @@ pub struct BudgetFit {
     pub page_rows: u64,
 }
 
-/// The level pass's scratch for grouping rows by node, over all threads.
-pub fn bucket_bytes(max_depth: u64, threads: u64) -> u64 {
+/// The level pass's scratch over all threads, and where each node's rows lie in every
+/// segment of the pages of `rows` rows.
+pub fn bucket_bytes(rows: u64, max_depth: u64, threads: u64) -> u64 {
     let builds = 1usize << max_depth.saturating_sub(1).min(20);
     threads * super::grow::Buckets::bytes(PAGE_ROWS, builds)
+        + super::grow::segment_bytes(rows, max_depth.min(20) as usize, threads)
 }
 
 impl TrainShape {
@@ -126,7 +128,7 @@ impl TrainShape {
         TrainNeeds {
             // Whatever the parameters: as if every row validated, with early stopping.
             state_bytes: self.rows * (STATE_BYTES_PER_ROW + BEST_MARGIN_BYTES_PER_ROW + VALID_BYTES_PER_ROW),
-            histogram_bytes: per_node * nodes + bucket_bytes(self.max_depth, self.threads),
+            histogram_bytes: per_node * nodes + bucket_bytes(self.rows, self.max_depth, self.threads),
             model_bytes: self.model_bytes,
             min_page_bytes: (MIN_PAGE_ROWS as f64 * self.row_bytes()).ceil() as u64,
             cache_bytes: (self.rows as f64 * self.row_bytes()).ceil() as u64,
@@ -180,7 +182,7 @@ pub fn train_bytes(
 ) -> (u64, u64) {
     let state = state_bytes(rows, valid_rows, params);
     let hists = Histogram::bytes(slots) * hist_nodes(params.max_depth as u64, threads as u64)
-        + bucket_bytes(params.max_depth as u64, threads as u64);
+        + bucket_bytes(rows, params.max_depth as u64, threads as u64);
     (state, hists)
 }
 
@@ -256,15 +258,19 @@ mod tests {
         let s = shape();
         assert_eq!(
             s.min_budget(),
-            // State, histograms (8-byte slots, (3 + 2 threads) << 4 nodes), the model, two pages, and
-            // per thread the level pass's row buckets for a whole page (16,384 rows) and 32
-            // slots: two u32 and one packed i64 a row, one (usize, usize) and four u32 counts
-            // a slot; and the memory page each of the 153 pages may keep mapped when streamed.
-            2_500_000 * 34
+            // State (24 + 4 + 8 bytes a row), histograms (8-byte slots, (3 + 2 threads) << 4
+            // nodes), the model, two pages, and per thread the level pass's scratch for a whole
+            // page (16,384 rows) and 32 built nodes: a u16 and a packed i64 a row, a (usize,
+            // usize) a node; each of the 153 pages' 2 segments: its lock (a futex word and a
+            // poison flag, padded to 8 bytes) around its row count and range vector (8 + 24
+            // bytes), and a (u16, u16) range for each of a tree's 127 nodes; and the memory page
+            // each page may keep mapped when streamed.
+            2_500_000 * 36
                 + 124 * 256 * 8 * (5 * 16)
                 + 1000
                 + 2 * (16384 * 124 + 2 * 4096)
-                + 2 * (16384 * 16 + 33 * (16 + 16))
+                + 2 * (16384 * 10 + 32 * 16)
+                + 153 * 2 * (40 + 127 * 4)
                 + 153 * 4096
         );
         assert!(!s.at_budget(s.min_budget() - 1).fits);

@@ -69,14 +69,19 @@ pub struct Step {
 }
 
 impl Step {
-    /// The child a row with bin `code` of the split feature goes to.
+    /// Whether a row with bin `code` of the split feature goes left.
     #[inline]
-    pub fn child(&self, code: u8) -> usize {
+    pub fn goes_left(&self, code: u8) -> bool {
         // Rows go either way at random: a branch here would be mispredicted half the time,
         // so both tests are taken and combined.
         let missing = self.missing == Some(code);
-        let left = (missing & self.default_left) | (!missing & (code as u16 <= self.bin));
-        std::hint::select_unpredictable(left, self.left, self.right) as usize
+        (missing & self.default_left) | (!missing & (code as u16 <= self.bin))
+    }
+
+    /// The child a row with bin `code` of the split feature goes to.
+    #[inline]
+    pub fn child(&self, code: u8) -> usize {
+        std::hint::select_unpredictable(self.goes_left(code), self.left, self.right) as usize
     }
 }
 
