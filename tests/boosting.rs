@@ -715,7 +715,8 @@ proptest! {
         seed in any::<u64>(),
     ) {
         let dir = tempfile::tempdir().unwrap();
-        let (_, _, pc) = small_cache(dir.path(), 4, 32);
+        // 1,600 rows: half of them are more than the kernel's scratch path takes (512).
+        let (_, _, pc) = small_cache(dir.path(), 16, 32);
         let pf = page_features(&pc.layout, &pc.manifest.cuts);
         let nf = pc.manifest.cuts.features.len();
         let slots = *pf.offsets.last().unwrap();
@@ -724,7 +725,7 @@ proptest! {
         let mut state = seed | 1;
         let mut next = || { state ^= state << 13; state ^= state >> 7; state ^= state << 17; (state % 2001) as f64 / 1000.0 - 1.0 };
         // A node of about half the rows or of a few (fewer than the kernel's scratch path
-        // takes), with quantised gradients of either sign.
+        // takes), with quantised gradients of either sign; each path is taken.
         let cut = if seed & 2 == 0 { 0.0 } else { 0.95 };
         let mut rows: Vec<(usize, i32, u32)> = vec![];
         for r in 0..page.rows {
@@ -750,6 +751,7 @@ proptest! {
             let got: Vec<(i64, u64)> = h.feature(f, &pf.offsets).iter().map(|p| (p.g(), p.h() as u64)).collect();
             prop_assert_eq!(got, expect, "feature {} ({} rows)", f, rows.len());
         }
+        prop_assert!((rows.len() >= 512) == (cut == 0.0), "{} rows", rows.len());
     }
 
     #[test]

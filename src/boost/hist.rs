@@ -221,8 +221,11 @@ const BLOCK: usize = 4;
 /// block's slots (16 KiB, in L1 beside the columns), even rows adding to one and odd rows to
 /// the other: a feature with few distinct codes sends runs of rows to one slot, and with
 /// one copy each add waits for the previous add's store to that slot (16 % faster on the
-/// kernel bench with two).
-const SCRATCH_MIN_ROWS: usize = 64;
+/// kernel bench with two). Clearing and adding back 2 × 4 × 256 slots costs about as much as
+/// adding a few hundred rows: the 20-tree 10k-gene CV's train stage took 76.4 s with 64 here,
+/// 72.1 with 128, 69.4–70.0 from 256 to 1,024 and 71.6 with 2,048 (one binary, the bound
+/// read from the environment for the experiment, 2026-12-01).
+const SCRATCH_MIN_ROWS: usize = 512;
 
 /// A page row's index as the kernel reads it: `u32` in callers' row lists, `u16` in the
 /// trainer's partition, which is half the size (a page has at most 2¹⁴ rows).
