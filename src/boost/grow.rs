@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use super::hist::{add_groups, Columns, GradPair, Histogram, Packed, PageFeatures, QPair, Quantizer};
 use super::tree::{best_split, Split, SplitParams, Step, Tree};
 use super::TrainParams;
-use crate::binning::cache::{Page, PageCache, Position, PAGE_ROWS};
+use crate::binning::cache::{Layout, Page, PageCache, Position, PAGE_ROWS};
 
 /// What one level pass does at a node.
 #[derive(Clone, Copy)]
@@ -80,43 +80,12 @@ fn total(gr: &Gradients<'_>) -> Packed {
         .reduce(|| Packed::ZERO, Packed::plus)
 }
 
-/// Each leaf's true gradient and hessian sums, over rows with a non-zero hessian; summed in
-/// page-sized chunks added in order, so the figure never depends on the thread count.
-fn leaf_sums(tree: &Tree, gr: &Gradients<'_>, node: &[u32]) -> Vec<GradPair> {
-    let parts: Vec<Vec<GradPair>> = node
-        .par_chunks(PAGE_ROWS)
-        .enumerate()
-        .map(|(c, nodes)| {
-            let mut s = vec![[0.0f64; 2]; tree.len()];
-            let off = c * PAGE_ROWS;
-            for (i, &nd) in nodes.iter().enumerate() {
-                let h = gr.hess[off + i];
-                if h != 0.0 {
-                    let e = &mut s[nd as usize];
-                    e[0] += gr.grad[off + i] as f64;
-                    e[1] += h as f64;
-                }
-            }
-            s
-        })
-        .collect();
-    let mut out = vec![[0.0f64; 2]; tree.len()];
-    for p in parts {
-        for (o, x) in out.iter_mut().zip(p) {
-            o[0] += x[0];
-            o[1] += x[1];
-        }
-    }
-    out
-}
-
 pub(crate) fn grow(
     cache: &PageCache,
     pf: &PageFeatures,
     features: &[usize],
     gr: &Gradients<'_>,
-    node: &mut [u32],
-    part: &mut [u16],
+    (node, part): (&mut [u32], &mut [u16]),
     params: &TrainParams,
     sp: &SplitParams,
 ) -> anyhow::Result<Tree> {
@@ -130,9 +99,9 @@ pub(crate) fn grow(
     let cols = pf.columns(features);
     let root_total = total(gr);
     let mut tree = Tree::root(weight(root_total), q.pair(root_total)[1] as f32);
-    let parts = Partition::new(cache);
+    let mut parts = Partition::new(cache, part, node);
     // The root's histogram: one pass, which also gathers each segment's training rows.
-    let mut built = parts.level(cache, pf, &cols, gr, part, None, &[0])?;
+    let mut built = parts.level(cache, pf, &cols, gr, None, &[0])?;
     let mut root_hist = built.pop().expect("one histogram");
     root_hist.fill_sparse_zeros(cuts, pf, root_total);
     // Nodes of the current level with their histograms and sums.
@@ -141,6 +110,9 @@ pub(crate) fn grow(
     // through them.
     let mut routes: Vec<Option<Route>> = vec![None];
     let mut depth = 0;
+    // The last level's splits, when growth stops at the depth limit rather than for want of
+    // a split.
+    let mut last = None;
     while depth < params.max_depth {
         let splits: Vec<Option<Split>> = level
             .par_iter()
@@ -181,7 +153,8 @@ pub(crate) fn grow(
         }
         depth += 1;
         if depth == params.max_depth {
-            // The children are leaves: the finishing pass routes rows to them.
+            // The children are leaves: the finishing pass splits rows between them.
+            last = Some(now);
             break;
         }
         // Build the smaller child of each split (by hessian), subtract for the other.
@@ -194,7 +167,7 @@ pub(crate) fn grow(
             });
         }
         let builds: Vec<usize> = small.iter().map(|&(c, _)| c).collect();
-        let mut hists = parts.level(cache, pf, &cols, gr, part, Some(&now), &builds)?;
+        let mut hists = parts.level(cache, pf, &cols, gr, Some(&now), &builds)?;
         let mut parents: std::collections::HashMap<usize, Histogram> =
             level.into_iter().map(|(id, h, _)| (id, h)).collect();
         let mut next = Vec::with_capacity(2 * children.len());
@@ -214,13 +187,9 @@ pub(crate) fn grow(
         }
         level = next;
     }
-    if tree.len() == 1 {
-        node.fill(0);
-    } else {
-        parts.finish(cache, part, node, &routes, depth)?;
-    }
+    parts.finish(cache, last.as_deref(), &routes, depth)?;
     // The shape is fixed: each leaf's value from its rows' true gradients.
-    for (n, [g, h]) in leaf_sums(&tree, gr, node).into_iter().enumerate() {
+    for (n, [g, h]) in parts.leaf_sums(tree.len(), gr).into_iter().enumerate() {
         if tree.is_leaf(n) && h > 0.0 {
             tree.value[n] = (sp.weight(g, h) * eta) as f32;
             tree.sum_hess[n] = h as f32;
@@ -237,7 +206,7 @@ const _: () = assert!(PAGE_ROWS <= 1 << 16);
 /// builds, where routing every row cost about a fifth of the training; the rows that do not
 /// train (validation, rows of genes left out, rows subsampling left out) are routed once, when
 /// the tree is grown.
-struct Partition {
+struct Partition<'a> {
     /// Whether each page goes whole to one worker (then a segment is a page), or is split
     /// among the threads (then a segment is one thread's share of it).
     whole: bool,
@@ -245,23 +214,46 @@ struct Partition {
     threads: usize,
     /// Rows of a segment (the last of a page may hold fewer).
     seg_rows: usize,
-    /// Segments of a page.
+    /// Segments of a page (the last page may have fewer).
     per_page: usize,
-    segs: Vec<Mutex<Segment>>,
+    /// By segment, page after page; each is locked by the one worker that has its page.
+    segs: Vec<Mutex<Segment<'a>>>,
 }
 
-/// One segment's partition state. Its part of the partition array (`part`, one `u16` a row)
-/// holds page rows: first the `active` ones that train, grouped by node, each node's in
-/// ascending order (its `range`); then the others, ascending.
-#[derive(Default)]
-struct Segment {
+/// One segment's rows: their entries in the partition array and their nodes. `part` holds
+/// page rows: first the `active` ones that train, grouped by node, each node's in ascending
+/// order (its range); then the others, ascending. `node` is filled when the tree is grown.
+struct Segment<'a> {
+    part: &'a mut [u16],
+    node: &'a mut [u32],
     active: usize,
-    /// By node: its rows' positions in the segment's part of `part`; empty once it splits.
+    /// By node: its rows' positions in `part`; empty once it splits.
     ranges: Vec<(u16, u16)>,
 }
 
-impl Partition {
-    fn new(cache: &PageCache) -> Self {
+impl Segment<'_> {
+    /// Moves the training rows of each node that has a route to its children.
+    fn split(&mut self, spill: &mut [u16], routes: &[Option<Route>], page: &Page<'_>, layout: &Layout) {
+        self.ranges.resize(routes.len(), (0, 0));
+        for (n, rt) in routes.iter().enumerate() {
+            let Some(rt) = rt else { continue };
+            let (a, z) = self.ranges[n];
+            let rows = &mut self.part[a as usize..z as usize];
+            let left = match rt.dense {
+                Some(d) => split_rows(rows, spill, &rt.step, page.dense_column(d)),
+                None => split_rows(rows, spill, &rt.step, |r: usize| page.code(r, layout, rt.feature)),
+            } as u16;
+            self.ranges[n] = (0, 0);
+            self.ranges[rt.step.left as usize] = (a, a + left);
+            self.ranges[rt.step.right as usize] = (a + left, z);
+        }
+    }
+}
+
+impl<'a> Partition<'a> {
+    /// The partition of the cache's rows, whose entries are `part` and nodes `node` (one
+    /// item per cached row each).
+    fn new(cache: &PageCache, part: &'a mut [u16], node: &'a mut [u32]) -> Self {
         let threads = rayon::current_num_threads();
         let n_pages = cache.manifest.pages.len();
         let workers = cache.page_workers().min(threads);
@@ -271,46 +263,57 @@ impl Partition {
         } else {
             (PAGE_ROWS.div_ceil(threads), threads)
         };
+        let mut segs = Vec::with_capacity(n_pages * per_page);
+        for (part, node) in part.chunks_mut(PAGE_ROWS).zip(node.chunks_mut(PAGE_ROWS)) {
+            for (part, node) in part.chunks_mut(seg_rows).zip(node.chunks_mut(seg_rows)) {
+                segs.push(Mutex::new(Segment {
+                    part,
+                    node,
+                    active: 0,
+                    ranges: vec![],
+                }));
+            }
+        }
         Self {
             whole,
             workers,
             threads,
             seg_rows,
             per_page,
-            segs: (0..n_pages * per_page).map(|_| Mutex::default()).collect(),
+            segs,
         }
     }
 
-    /// Calls `f(state, segment, page, first, rows)` on every segment, where `first` is the
-    /// segment's first page row and `rows` its part of `per_row`: pages whole to `states`'
-    /// workers, or each page split among the threads.
-    fn each<S: Send, T: Send>(
+    /// Calls `f(state, segment, page, first)` on every segment, where `first` is the
+    /// segment's first page row: pages whole to `states`' workers, or each page split among
+    /// the threads.
+    fn each<S: Send>(
         &self,
         cache: &PageCache,
         need: &[usize],
         states: &mut [S],
-        per_row: &mut [T],
-        f: impl Fn(&mut S, usize, &Page<'_>, usize, &mut [T]) + Sync,
+        f: impl Fn(&mut S, &mut Segment<'a>, &Page<'_>, usize) + Sync,
     ) -> anyhow::Result<()> {
+        let lock = |s: usize| self.segs[s].lock().expect("no pass panicked");
         if self.whole {
+            // `()` per row takes no memory: the segments hold the rows.
+            let mut no_rows = vec![(); cache.manifest.rows as usize];
             cache.par_pages(
                 Some(need),
                 &mut states[..self.workers],
-                per_row,
-                |s, page, rows| {
-                    f(s, page.first_row as usize / PAGE_ROWS, &page, 0, rows);
+                &mut no_rows,
+                |st, page, _| {
+                    f(st, &mut lock(page.first_row as usize / PAGE_ROWS), &page, 0);
                     Ok(())
                 },
             )
         } else {
             cache.for_each_page(Some(need), |page| {
-                let r0 = page.first_row as usize;
-                let p = r0 / PAGE_ROWS;
-                per_row[r0..r0 + page.rows]
-                    .par_chunks_mut(self.seg_rows)
-                    .zip(states[..self.threads].par_iter_mut())
+                let first_seg = page.first_row as usize / PAGE_ROWS * self.per_page;
+                states[..page.rows.div_ceil(self.seg_rows)]
+                    .par_iter_mut()
                     .enumerate()
-                    .for_each(|(t, (rows, s))| f(s, p * self.per_page + t, &page, t * self.seg_rows, rows));
+                    .for_each(|(t, st)| f(st, &mut lock(first_seg + t), &page, t * self.seg_rows));
                 Ok(())
             })
         }
@@ -319,14 +322,12 @@ impl Partition {
     /// One pass over every page: with `routes`, moves the training rows of each node that has
     /// one to its children; without, gathers each segment's training rows as the root's.
     /// Then adds the rows of each node in `builds` to its histogram.
-    #[allow(clippy::too_many_arguments)]
     fn level(
-        &self,
+        &mut self,
         cache: &PageCache,
         pf: &PageFeatures,
         cols: &Columns,
         gr: &Gradients<'_>,
-        part: &mut [u16],
         routes: Option<&[Option<Route>]>,
         builds: &[usize],
     ) -> anyhow::Result<Vec<Histogram>> {
@@ -353,70 +354,46 @@ impl Partition {
             })
             .collect();
         let layout = &cache.layout;
-        self.each(
-            cache,
-            &need,
-            &mut states,
-            part,
-            |(hs, b), s, page, first, part| {
-                let mut seg = self.segs[s].lock().expect("no pass panicked");
-                let seg = &mut *seg;
-                let r0 = page.first_row as usize;
-                match routes {
-                    None => {
-                        // The rows that train first, then the others, each in page order.
-                        let (mut k, mut j) = (0, 0);
-                        for i in 0..part.len() {
-                            let r = (first + i) as u16;
-                            let trains = gr.hess[r0 + first + i] != 0.0;
-                            part[k] = r;
-                            b.spill[j] = r;
-                            k += trains as usize;
-                            j += !trains as usize;
-                        }
-                        part[k..].copy_from_slice(&b.spill[..j]);
-                        seg.active = k;
-                        seg.ranges.clear();
-                        seg.ranges.push((0, k as u16));
+        self.each(cache, &need, &mut states, |(hs, b), seg, page, first| {
+            let r0 = page.first_row as usize + first;
+            match routes {
+                None => {
+                    // The rows that train first, then the others, each in page order.
+                    let (mut k, mut j) = (0, 0);
+                    for i in 0..seg.part.len() {
+                        let r = (first + i) as u16;
+                        let trains = gr.hess[r0 + i] != 0.0;
+                        seg.part[k] = r;
+                        b.spill[j] = r;
+                        k += trains as usize;
+                        j += !trains as usize;
                     }
-                    Some(routes) => {
-                        seg.ranges.resize(routes.len(), (0, 0));
-                        for (n, rt) in routes.iter().enumerate() {
-                            let Some(rt) = rt else { continue };
-                            let (a, z) = seg.ranges[n];
-                            let rows = &mut part[a as usize..z as usize];
-                            let left = match rt.dense {
-                                Some(d) => split_rows(rows, &mut b.spill, &rt.step, page.dense_column(d)),
-                                None => {
-                                    let codes = |r: usize| page.code(r, layout, rt.feature);
-                                    split_rows(rows, &mut b.spill, &rt.step, codes)
-                                }
-                            } as u16;
-                            seg.ranges[n] = (0, 0);
-                            seg.ranges[rt.step.left as usize] = (a, a + left);
-                            seg.ranges[rt.step.right as usize] = (a + left, z);
-                        }
-                    }
+                    seg.part[k..].copy_from_slice(&b.spill[..j]);
+                    seg.active = k;
+                    seg.ranges.clear();
+                    seg.ranges.push((0, k as u16));
                 }
-                if builds.is_empty() {
-                    return;
+                Some(routes) => seg.split(&mut b.spill, routes, page, layout),
+            }
+            if builds.is_empty() {
+                return;
+            }
+            // Each built node's gradient pairs beside its rows, so the histogram loops read
+            // both front to back.
+            let p0 = page.first_row as usize;
+            for (g, &c) in b.groups.iter_mut().zip(builds) {
+                let (a, z) = seg.ranges[c];
+                *g = (a as usize, z as usize);
+                for (w, &r) in b.gh[a as usize..z as usize]
+                    .iter_mut()
+                    .zip(&seg.part[a as usize..z as usize])
+                {
+                    *w = gr.q[p0 + r as usize].packed();
                 }
-                // Each built node's gradient pairs beside its rows, so the histogram loops read
-                // both front to back.
-                for (g, &c) in b.groups.iter_mut().zip(builds) {
-                    let (a, z) = seg.ranges[c];
-                    *g = (a as usize, z as usize);
-                    for (w, &r) in b.gh[a as usize..z as usize]
-                        .iter_mut()
-                        .zip(&part[a as usize..z as usize])
-                    {
-                        *w = gr.q[r0 + r as usize].packed();
-                    }
-                }
-                let n = seg.active;
-                add_groups(hs, page, pf, cols, &b.groups, &part[..n], &b.gh[..n]);
-            },
-        )?;
+            }
+            let n = seg.active;
+            add_groups(hs, page, pf, cols, &b.groups, &seg.part[..n], &b.gh[..n]);
+        })?;
         // Add the threads' histograms in thread order.
         let mut out = states.swap_remove(0).0;
         for (hs, _) in states {
@@ -428,47 +405,44 @@ impl Partition {
     }
 
     /// The pass that ends a tree of `depth` levels whose splits are `routes` (by node):
-    /// writes every row's leaf into `node`. A training row steps on from the node whose
-    /// range holds it (one step at most, as the last level's children are leaves); any
-    /// other row is routed from the root.
+    /// splits the training rows by the `last` level's splits, when growth stopped at the
+    /// depth limit, and writes every row's leaf into its node, a training row's from its
+    /// leaf's range and any other row's by routing it from the root.
     fn finish(
-        &self,
+        &mut self,
         cache: &PageCache,
-        part: &[u16],
-        node: &mut [u32],
+        last: Option<&[Option<Route>]>,
         routes: &[Option<Route>],
         depth: usize,
     ) -> anyhow::Result<()> {
+        if depth == 0 {
+            for seg in &mut self.segs {
+                seg.get_mut().expect("no pass panicked").node.fill(0);
+            }
+            return Ok(());
+        }
         let mut need: Vec<usize> = routes.iter().flatten().filter_map(|r| r.dense).collect();
         need.sort_unstable();
         need.dedup();
         let hops = Hop::table(routes);
         let layout = &cache.layout;
-        let mut states = vec![(); self.threads];
-        self.each(cache, &need, &mut states, node, |_, s, page, first, nodes| {
-            let seg = self.segs[s].lock().expect("no pass panicked");
-            let r0 = page.first_row as usize;
-            let part = &part[r0 + first..r0 + first + nodes.len()];
-            let code = |r: usize, rt: &Route| match rt.dense {
-                Some(d) => page.dense[d * page.rows + r],
-                None => page.code(r, layout, rt.feature),
-            };
-            for (n, &(a, z)) in seg.ranges.iter().enumerate() {
-                let rows = &part[a as usize..z as usize];
-                match routes.get(n).copied().flatten() {
-                    Some(rt) => {
-                        for &r in rows {
-                            nodes[r as usize - first] = rt.step.child(code(r as usize, &rt)) as u32;
-                        }
-                    }
-                    None => {
-                        for &r in rows {
-                            nodes[r as usize - first] = n as u32;
-                        }
-                    }
+        let mut spill = vec![vec![0u16; self.seg_rows]; self.threads];
+        self.each(cache, &need, &mut spill, |spill, seg, page, first| {
+            if let Some(last) = last {
+                seg.split(spill, last, page, layout);
+            }
+            let Segment {
+                part,
+                node,
+                active,
+                ranges,
+            } = seg;
+            for (n, &(a, z)) in ranges.iter().enumerate() {
+                for &r in &part[a as usize..z as usize] {
+                    node[r as usize - first] = n as u32;
                 }
             }
-            let others = &part[seg.active..];
+            let others = &part[*active..];
             if let Some(hops) = &hops {
                 // A table row a level, without a branch: a leaf goes to itself.
                 for &r in others {
@@ -477,18 +451,60 @@ impl Partition {
                         let h = &hops[nd];
                         nd = h.step.child(page.dense[h.col as usize * page.rows + r as usize]);
                     }
-                    nodes[r as usize - first] = nd as u32;
+                    node[r as usize - first] = nd as u32;
                 }
             } else {
                 for &r in others {
                     let mut nd = 0;
                     while let Some(rt) = routes.get(nd).copied().flatten() {
-                        nd = rt.step.child(code(r as usize, &rt));
+                        let code = match rt.dense {
+                            Some(d) => page.dense[d * page.rows + r as usize],
+                            None => page.code(r as usize, layout, rt.feature),
+                        };
+                        nd = rt.step.child(code);
                     }
-                    nodes[r as usize - first] = nd as u32;
+                    node[r as usize - first] = nd as u32;
                 }
             }
         })
+    }
+
+    /// Each node's true gradient and hessian sums over its training rows (a split node's are
+    /// zero), as `grow` needs them for the leaves: summed page by page, each page's sums
+    /// over its rows in order and the pages' added in order, so the figure never depends on
+    /// the thread count or on how pages were split.
+    fn leaf_sums(&mut self, n_nodes: usize, gr: &Gradients<'_>) -> Vec<GradPair> {
+        let parts: Vec<Vec<GradPair>> = self
+            .segs
+            .par_chunks_mut(self.per_page)
+            .enumerate()
+            .map(|(p, segs)| {
+                let mut s = vec![[0.0f64; 2]; n_nodes];
+                let r0 = p * PAGE_ROWS;
+                // A node's rows in a segment are in page order, and the segments are, so
+                // each sum adds its rows in page order.
+                for seg in segs {
+                    let seg = seg.get_mut().expect("no pass panicked");
+                    for (e, &(a, z)) in s.iter_mut().zip(&seg.ranges) {
+                        let [mut g, mut h] = *e;
+                        for &r in &seg.part[a as usize..z as usize] {
+                            g += gr.grad[r0 + r as usize] as f64;
+                            h += gr.hess[r0 + r as usize] as f64;
+                        }
+                        *e = [g, h];
+                    }
+                }
+                s
+            })
+            .collect();
+        let mut out = vec![[0.0f64; 2]; n_nodes];
+        for p in parts {
+            for (o, x) in out.iter_mut().zip(p) {
+                o[0] += x[0];
+                o[1] += x[1];
+            }
+        }
+        out
     }
 }
 

@@ -24,11 +24,14 @@ impl Objective {
     /// that the boosting loop computes them in the same pass as the row's weight.
     #[inline]
     pub fn grad_hess(&self, m: f32, y: f32) -> (f32, f32) {
+        self.grad_hess_at(m, self.transform(m), y)
+    }
+
+    /// [`Self::grad_hess`] when the caller has the prediction `p` (`transform(m)`) already.
+    #[inline]
+    pub fn grad_hess_at(&self, m: f32, p: f32, y: f32) -> (f32, f32) {
         match self {
-            Objective::Logistic => {
-                let p = sigmoid(m);
-                (p - y, (p * (1.0 - p)).max(1e-16))
-            }
+            Objective::Logistic => (p - y, (p * (1.0 - p)).max(1e-16)),
             Objective::SquaredError => (m - y, 1.0),
         }
     }
@@ -43,6 +46,7 @@ impl Objective {
     }
 
     /// The margin's meaning as a prediction.
+    #[inline]
     pub fn transform(&self, margin: f32) -> f32 {
         match self {
             Objective::Logistic => sigmoid(margin),

@@ -262,15 +262,15 @@ mod tests {
             // nodes), the model, two pages, and per thread the level pass's scratch for a whole
             // page (16,384 rows) and 32 built nodes: a u16 and a packed i64 a row, a (usize,
             // usize) a node; each of the 153 pages' 2 segments: its lock (a futex word and a
-            // poison flag, padded to 8 bytes) around its row count and range vector (8 + 24
-            // bytes), and a (u16, u16) range for each of a tree's 127 nodes; and the memory page
-            // each page may keep mapped when streamed.
+            // poison flag, padded to 8 bytes) around two slices, its row count and its range
+            // vector (16 + 16 + 8 + 24 bytes), and a (u16, u16) range for each of a tree's 127
+            // nodes; and the memory page each page may keep mapped when streamed.
             2_500_000 * 36
                 + 124 * 256 * 8 * (5 * 16)
                 + 1000
                 + 2 * (16384 * 124 + 2 * 4096)
                 + 2 * (16384 * 10 + 32 * 16)
-                + 153 * 2 * (40 + 127 * 4)
+                + 153 * 2 * (72 + 127 * 4)
                 + 153 * 4096
         );
         assert!(!s.at_budget(s.min_budget() - 1).fits);
