@@ -795,9 +795,9 @@ impl PageCache {
     /// workers, each worker with its own state; `rows` is the page's part of `per_row` (one
     /// item per cached row). Pages are handed out in order as workers come free. Against
     /// [`Self::for_each_page`], which splits every page among the threads, a pass wakes its
-    /// workers once instead of once per page. When the cache is not resident, a reader
-    /// thread of its own maps the next page while the workers work, so at most
-    /// `states.len() + 1` pages are mapped at once.
+    /// workers once instead of once per page. Pages the cache keeps mapped go straight to
+    /// the workers; a reader thread of its own maps each other page while the workers work,
+    /// so at most `states.len() + 1` of those are mapped at once.
     pub fn par_pages<S: Send, T: Send>(
         &self,
         dense: Option<&[usize]>,
@@ -837,33 +837,18 @@ impl PageCache {
                 fail(e);
             }
         };
-        if self.is_resident() {
-            let next = AtomicUsize::new(0);
-            rayon::scope(|s| {
-                for st in states.iter_mut() {
-                    let (next, stop, work, fail) = (&next, &stop, &work, &fail);
-                    s.spawn(move |_| {
-                        let mut slot = self.page_slot();
-                        loop {
-                            let i = next.fetch_add(1, Ordering::Relaxed);
-                            if i >= n_pages || stop.load(Ordering::Relaxed) {
-                                break;
-                            }
-                            match self.read_columns(i, &mut slot, dense) {
-                                Ok(()) => work(st, i, &slot),
-                                Err(e) => fail(e),
-                            }
-                        }
-                    });
-                }
-            });
-        } else {
-            // A rendezvous channel: the reader holds one mapped page until a worker takes it.
-            let (give, given) = std::sync::mpsc::sync_channel::<anyhow::Result<(usize, PageSlot<'_>)>>(0);
-            let given = Mutex::new(given);
-            std::thread::scope(|ts| {
+        // The kept pages (every page, when the cache is resident) stay mapped: the workers
+        // take them by a counter. A reader thread of its own maps each other page in turn and
+        // holds it until a worker takes it (a rendezvous channel); handing kept pages through
+        // it too cost a thread wake-up a page.
+        let kept = self.kept_pages().min(n_pages);
+        let next = AtomicUsize::new(0);
+        let (give, given) = std::sync::mpsc::sync_channel::<anyhow::Result<(usize, PageSlot<'_>)>>(0);
+        let given = Mutex::new(given);
+        std::thread::scope(|ts| {
+            if kept < n_pages {
                 ts.spawn(move || {
-                    for i in 0..n_pages {
+                    for i in kept..n_pages {
                         let mut slot = self.page_slot();
                         let read = self.read_columns(i, &mut slot, dense).map(|()| (i, slot));
                         let bad = read.is_err();
@@ -872,26 +857,37 @@ impl PageCache {
                         }
                     }
                 });
-                rayon::scope(|s| {
-                    for st in states.iter_mut() {
-                        let (given, stop, work, fail) = (&given, &stop, &work, &fail);
-                        s.spawn(move |_| {
-                            while !stop.load(Ordering::Relaxed) {
-                                // The lock is held while waiting, so pages go out in order.
-                                let msg = given.lock().expect("no worker panicked").recv();
-                                match msg {
-                                    Ok(Ok((i, slot))) => work(st, i, &slot),
-                                    Ok(Err(e)) => fail(e),
-                                    Err(_) => break,
+            } else {
+                drop(give);
+            }
+            rayon::scope(|s| {
+                for st in states.iter_mut() {
+                    let (next, given, stop, work, fail) = (&next, &given, &stop, &work, &fail);
+                    s.spawn(move |_| {
+                        let mut slot = self.page_slot();
+                        while !stop.load(Ordering::Relaxed) {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            if i < kept {
+                                match self.read_columns(i, &mut slot, dense) {
+                                    Ok(()) => work(st, i, &slot),
+                                    Err(e) => fail(e),
                                 }
+                                continue;
                             }
-                        });
-                    }
-                });
-                // Ends a reader still waiting to hand over a page nobody will take.
-                drop(given);
+                            // The lock is held while waiting, so pages go out in order.
+                            let msg = given.lock().expect("no worker panicked").recv();
+                            match msg {
+                                Ok(Ok((i, slot))) => work(st, i, &slot),
+                                Ok(Err(e)) => fail(e),
+                                Err(_) => break,
+                            }
+                        }
+                    });
+                }
             });
-        }
+            // Ends a reader still waiting to hand over a page nobody will take.
+            drop(given);
+        });
         match failed.into_inner().expect("no worker panicked") {
             Some(e) => Err(e),
             None => Ok(()),
