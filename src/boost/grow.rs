@@ -1,8 +1,9 @@
 //! Growing one tree depth-wise over the page cache.
 //!
-//! One pass over the pages per level routes every row (training and validation alike) to its
-//! child and builds the histogram of the smaller child of each split; the larger child's is
-//! the parent's minus the smaller's. Histograms sum quantised gradients as integers
+//! One pass over the pages per level moves the training rows of each split node to its
+//! children (a row partition kept per segment of a page) and builds the histogram of the
+//! smaller child of each split; the larger child's is the parent's minus the smaller's. The
+//! rows that do not train are routed once, when the tree is grown. Histograms sum quantised gradients as integers
 //! ([`super::hist`]), so the tree is the same for a seed whatever the thread count or
 //! budget; once its shape is fixed, each leaf's value is refitted from the true gradients
 //! of its rows, as LightGBM's `quant_train_renew_leaf` does.
@@ -16,7 +17,7 @@ use super::tree::{best_split, Split, SplitParams, Step, Tree};
 use super::TrainParams;
 use crate::binning::cache::{Layout, Page, PageCache, Position, PAGE_ROWS};
 
-/// What one level pass does at a node.
+/// A split node: the column its rows are split by, and how.
 #[derive(Clone, Copy)]
 struct Route {
     /// The split feature's position among the page's dense columns, when it is dense.
@@ -25,9 +26,9 @@ struct Route {
     step: Step,
 }
 
-/// A node's routing in a level pass whose splits are all on dense columns: a table row read
-/// without a branch. A node that does not split this level reads some routed column and
-/// goes to itself either way.
+/// A node's routing in a tree whose splits are all on dense columns: a table row read
+/// without a branch. A leaf reads some split column and goes to itself either way, so a
+/// row can take as many steps as the tree has levels wherever it stops.
 #[derive(Clone, Copy)]
 struct Hop {
     /// The split column's position among the page's dense columns.
