@@ -422,14 +422,14 @@ impl<W: Fn(usize) -> f32 + Sync> Grads<'_, W> {
     #[inline]
     fn row(&self, tree: usize, r: usize, m: f32, p: impl FnOnce() -> f32) -> (f32, f32) {
         let w = (self.weight_of)(r);
-        let out = match self.subsample {
-            Some(rate) if w != 0.0 && draw(self.seed, tree, r) >= rate => true,
-            _ => w == 0.0,
-        };
-        if out {
+        if w == 0.0
+            || self
+                .subsample
+                .is_some_and(|rate| draw(self.seed, tree, r) >= rate)
+        {
             return (0.0, 0.0);
         }
-        let (g, h) = self.objective.grad_hess_at(m, p(), self.target.at(r));
+        let (g, h) = self.objective.grad_hess(m, p(), self.target.at(r));
         (g * w, h * w)
     }
 }

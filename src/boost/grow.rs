@@ -241,8 +241,13 @@ impl Segment<'_> {
             let (a, z) = self.ranges[n];
             let rows = &mut self.part[a as usize..z as usize];
             let left = match rt.dense {
-                Some(d) => split_rows(rows, spill, &rt.step, page.dense_column(d)),
-                None => split_rows(rows, spill, &rt.step, |r: usize| page.code(r, layout, rt.feature)),
+                Some(d) => {
+                    let col = page.dense_column(d);
+                    split_rows(rows, spill, |r| rt.step.goes_left(col[r as usize]))
+                }
+                None => split_rows(rows, spill, |r| {
+                    rt.step.goes_left(page.code(r as usize, layout, rt.feature))
+                }),
             } as u16;
             self.ranges[n] = (0, 0);
             self.ranges[rt.step.left as usize] = (a, a + left);
@@ -356,20 +361,14 @@ impl<'a> Partition<'a> {
             .collect();
         let layout = &cache.layout;
         self.each(cache, &need, &mut states, |(hs, b), seg, page, first| {
-            let r0 = page.first_row as usize + first;
+            let p0 = page.first_row as usize;
             match routes {
                 None => {
                     // The rows that train first, then the others, each in page order.
-                    let (mut k, mut j) = (0, 0);
-                    for i in 0..seg.part.len() {
-                        let r = (first + i) as u16;
-                        let trains = gr.hess[r0 + i] != 0.0;
-                        seg.part[k] = r;
-                        b.spill[j] = r;
-                        k += trains as usize;
-                        j += !trains as usize;
+                    for (i, p) in seg.part.iter_mut().enumerate() {
+                        *p = (first + i) as u16;
                     }
-                    seg.part[k..].copy_from_slice(&b.spill[..j]);
+                    let k = split_rows(seg.part, &mut b.spill, |r| gr.hess[p0 + r as usize] != 0.0);
                     seg.active = k;
                     seg.ranges.clear();
                     seg.ranges.push((0, k as u16));
@@ -381,7 +380,6 @@ impl<'a> Partition<'a> {
             }
             // Each built node's gradient pairs beside its rows, so the histogram loops read
             // both front to back.
-            let p0 = page.first_row as usize;
             for (g, &c) in b.groups.iter_mut().zip(builds) {
                 let (a, z) = seg.ranges[c];
                 *g = (a as usize, z as usize);
@@ -458,11 +456,7 @@ impl<'a> Partition<'a> {
                 for &r in others {
                     let mut nd = 0;
                     while let Some(rt) = routes.get(nd).copied().flatten() {
-                        let code = match rt.dense {
-                            Some(d) => page.dense[d * page.rows + r as usize],
-                            None => page.code(r as usize, layout, rt.feature),
-                        };
-                        nd = rt.step.child(code);
+                        nd = rt.step.child(page.code(r as usize, layout, rt.feature));
                     }
                     node[r as usize - first] = nd as u32;
                 }
@@ -509,42 +503,22 @@ impl<'a> Partition<'a> {
     }
 }
 
-/// Moves `rows` that go left by `step` (their codes read through `codes`) to the front and
-/// the others after them, each side in its order; returns how many go left. `spill` holds
-/// the right side meanwhile.
+/// Moves the `rows` for which `left` holds to the front and the others after them, each side
+/// in its order; returns how many hold. `spill` holds the others meanwhile.
 #[inline]
-fn split_rows(rows: &mut [u16], spill: &mut [u16], step: &Step, codes: impl Codes) -> usize {
+fn split_rows(rows: &mut [u16], spill: &mut [u16], left: impl Fn(u16) -> bool) -> usize {
     let (mut l, mut r) = (0, 0);
     for i in 0..rows.len() {
         let row = rows[i];
-        let left = step.goes_left(codes.code(row as usize));
+        let goes = left(row);
         // Written both ways and the cursors moved by the test: no branch to mispredict.
         rows[l] = row;
         spill[r] = row;
-        l += left as usize;
-        r += !left as usize;
+        l += goes as usize;
+        r += !goes as usize;
     }
     rows[l..].copy_from_slice(&spill[..r]);
     l
-}
-
-/// A split feature's codes by page row: a dense column, or a lookup in the sparse block.
-trait Codes {
-    fn code(&self, r: usize) -> u8;
-}
-
-impl Codes for &[u8] {
-    #[inline]
-    fn code(&self, r: usize) -> u8 {
-        self[r]
-    }
-}
-
-impl<F: Fn(usize) -> u8> Codes for F {
-    #[inline]
-    fn code(&self, r: usize) -> u8 {
-        self(r)
-    }
 }
 
 /// One thread's scratch for a level pass over a segment.

@@ -22,14 +22,9 @@ pub enum Objective {
 impl Objective {
     /// A row's gradient and hessian at margin `m` for target `y`, unweighted. Per row, so
     /// that the boosting loop computes them in the same pass as the row's weight.
+    /// `p` is the prediction, `transform(m)`, which the caller often has already.
     #[inline]
-    pub fn grad_hess(&self, m: f32, y: f32) -> (f32, f32) {
-        self.grad_hess_at(m, self.transform(m), y)
-    }
-
-    /// [`Self::grad_hess`] when the caller has the prediction `p` (`transform(m)`) already.
-    #[inline]
-    pub fn grad_hess_at(&self, m: f32, p: f32, y: f32) -> (f32, f32) {
+    pub fn grad_hess(&self, m: f32, p: f32, y: f32) -> (f32, f32) {
         match self {
             Objective::Logistic => (p - y, (p * (1.0 - p)).max(1e-16)),
             Objective::SquaredError => (m - y, 1.0),
