@@ -170,9 +170,9 @@ pub fn fit(
     // Validation predictions and targets, gathered each round into buffers made once.
     let mut valid_p: Vec<f32> = Vec::with_capacity(n_valid);
     let mut valid_y: Vec<f32> = Vec::with_capacity(n_valid);
-    // The AUC's sort index, made once at full size so that it never grows (priced in
+    // The AUC's sort keys, made once at full size so that they never grow (priced in
     // `sizing::state_bytes`).
-    let mut valid_idx: Vec<u32> = Vec::with_capacity(if params.eval_metric == EvalMetric::Auc {
+    let mut valid_keys: Vec<u64> = Vec::with_capacity(if params.eval_metric == EvalMetric::Auc {
         n_valid
     } else {
         0
@@ -309,7 +309,7 @@ pub fn fit(
                 valid_p.push(params.objective.transform(margin[i]));
                 valid_y.push(target.at(i));
             }
-            params.eval_metric.compute(&valid_p, &valid_y, &mut valid_idx)
+            params.eval_metric.compute(&valid_p, &valid_y, &mut valid_keys)
         });
         let entry = IterLog {
             iteration: t,

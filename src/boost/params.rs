@@ -20,10 +20,10 @@ impl EvalMetric {
         matches!(self, EvalMetric::Auc)
     }
 
-    /// The metric of predictions `p` against 0/1 targets `y`; `idx` is the AUC's sort buffer.
-    pub(crate) fn compute(self, p: &[f32], y: &[f32], idx: &mut Vec<u32>) -> f64 {
+    /// The metric of predictions `p` against 0/1 targets `y`; `keys` is the AUC's sort buffer.
+    pub(crate) fn compute(self, p: &[f32], y: &[f32], keys: &mut Vec<u64>) -> f64 {
         match self {
-            EvalMetric::Auc => crate::eval::roc_auc(p, y, idx),
+            EvalMetric::Auc => crate::eval::roc_auc(p, y, keys),
             _ => {
                 let s: f64 = p.iter().zip(y).map(|(&a, &b)| self.row_term(a, b)).sum();
                 self.of_sum(s, p.len() as u64)

@@ -29,8 +29,8 @@ pub const BEST_MARGIN_BYTES_PER_ROW: u64 = 4;
 pub const GOSS_BYTES_PER_ROW: u64 = 4;
 /// Per validation row: its prediction and target, gathered each round.
 pub const VALID_BYTES_PER_ROW: u64 = 8;
-/// What an AUC validation metric adds per validation row: its sort index (`u32`).
-pub const AUC_BYTES_PER_ROW: u64 = 4;
+/// What an AUC validation metric adds per validation row: its sort key (`u64`).
+pub const AUC_BYTES_PER_ROW: u64 = 8;
 
 /// Per-row state for training with `params` on `rows` rows, `valid_rows` of which validate.
 pub fn state_bytes(rows: u64, valid_rows: u64, params: &TrainParams) -> u64 {

@@ -16,9 +16,9 @@ use crate::memory::MemoryReservation;
 
 /// Heap per scored row of the eval stage at its busiest, besides any copies of the rows
 /// ([`SUBSET_BYTES_PER_ROW`]): fitting a calibrator on the chosen rows in place (their
-/// indices, `u32`, and the isotonic fit's sort key, `u64`: 12), which is more than scoring
-/// needs (the splice score, its sort index and flags: 9).
-pub const EVAL_BYTES_PER_ROW: u64 = 12;
+/// indices, `u32`, and the isotonic fit's sort key, `u64`: 12) or scoring them (the splice
+/// score, its sort key and flags: 13).
+pub const EVAL_BYTES_PER_ROW: u64 = 13;
 
 /// Heap per row of a part that does not hold every row, and so is copied: its indices
 /// (`u32`), labels, gene indices and one set of three probabilities (`f32`).
@@ -150,10 +150,10 @@ struct SpliceView {
 fn splice_view(p: [&[f32]; 3], is_splice: &[bool], thr: f32, curves: bool) -> SpliceView {
     let score: Vec<f32> = p[1].iter().zip(p[2]).map(|(d, a)| d + a).collect();
     let calls = BinaryCounts::from_threshold(&score, is_splice, thr).into();
-    let mut idx = Vec::with_capacity(score.len());
-    eval::curves::sort_descending(&score, &mut idx);
-    let (auc, ap) = eval::curves::auc_and_ap(&score, &idx, |i| is_splice[i]);
-    drop(idx);
+    let mut keys = Vec::with_capacity(score.len());
+    eval::curves::sort_descending(&score, &mut keys);
+    let (auc, ap) = eval::curves::auc_and_ap(&score, &keys, |i| is_splice[i]);
+    drop(keys);
     let (roc, pr) = if curves {
         (
             eval::roc_curve(&score, is_splice, CURVE_POINTS),

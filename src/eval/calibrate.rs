@@ -7,6 +7,7 @@
 //! `_sigmoid_calibration` (on logits, with Platt's smoothed targets) and isotonic regression as
 //! `IsotonicRegression(out_of_bounds="clip")`.
 
+use super::curves::{from_order_bits, order_bits};
 use serde::{Deserialize, Serialize};
 
 /// How a probability is mapped.
@@ -281,25 +282,6 @@ fn fit_platt(n: usize, p: impl Fn(usize) -> f32 + Copy, y: impl Fn(usize) -> boo
         }
     }
     Calibrator::Platt { a, b }
-}
-
-/// Monotone u32 image of an f32 (the order of [`f32::total_cmp`]), so that (p, y) pairs sort
-/// as plain u64 keys.
-fn order_bits(v: f32) -> u32 {
-    let b = v.to_bits();
-    if b & 0x8000_0000 != 0 {
-        !b
-    } else {
-        b | 0x8000_0000
-    }
-}
-
-fn from_order_bits(k: u32) -> f32 {
-    if k & 0x8000_0000 != 0 {
-        f32::from_bits(k & 0x7fff_ffff)
-    } else {
-        f32::from_bits(!k)
-    }
 }
 
 /// A pooled run of distinct probabilities; its value is pos / w, kept as integers so that

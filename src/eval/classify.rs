@@ -122,7 +122,7 @@ pub fn argmax3(p: [f32; 3]) -> u8 {
 ///
 /// All arithmetic is f64 on the f32 inputs. Empty input gives zero scores and `None` curves.
 ///
-/// Heap: sorts an index of n `u32` once per class, reusing one buffer (4n bytes), plus
+/// Heap: sorts a key a row once per class, reusing one buffer (8n bytes), plus
 /// small fixed-size tallies.
 ///
 /// # Panics
@@ -148,7 +148,7 @@ pub fn classify(y: &[u8], p: [&[f32]; 3]) -> Metrics {
         }
     }
 
-    let mut idx = Vec::new();
+    let mut keys = Vec::new();
     let mut classes = Vec::with_capacity(3);
     for c in 0..3 {
         let tp = confusion[c][c];
@@ -161,8 +161,8 @@ pub fn classify(y: &[u8], p: [&[f32]; 3]) -> Metrics {
             fn_,
             tn: n as u64 - tp - fp - fn_,
         };
-        sort_descending(p[c], &mut idx);
-        let (roc_auc, average_precision) = auc_and_ap(p[c], &idx, |i| y[i] as usize == c);
+        sort_descending(p[c], &mut keys);
+        let (roc_auc, average_precision) = auc_and_ap(p[c], &keys, |i| y[i] as usize == c);
         classes.push(ClassMetrics {
             class: CLASS_NAMES[c].to_string(),
             precision: counts.precision(),

@@ -43,19 +43,19 @@ pub fn logloss(p: &[f32], y: &[f32]) -> f64 {
 }
 
 /// ROC-AUC of `score` against 0/1 targets `y` (ties count half); NaN with one class only.
-/// `idx` is the caller's sort buffer (4 bytes a row), reused across calls.
-pub fn roc_auc(score: &[f32], y: &[f32], idx: &mut Vec<u32>) -> f64 {
-    curves::sort_descending(score, idx);
-    curves::auc_and_ap(score, idx, |i| y[i] > 0.5)
+/// `keys` is the caller's sort buffer (8 bytes a row), reused across calls.
+pub fn roc_auc(score: &[f32], y: &[f32], keys: &mut Vec<u64>) -> f64 {
+    curves::sort_descending(score, keys);
+    curves::auc_and_ap(score, keys, |i| y[i] > 0.5)
         .0
         .unwrap_or(f64::NAN)
 }
 
 /// Average precision of `score` against 0/1 targets `y`, as scikit-learn's
-/// `average_precision_score`; NaN without positives. `idx` as for [`roc_auc`].
-pub fn average_precision(score: &[f32], y: &[f32], idx: &mut Vec<u32>) -> f64 {
-    curves::sort_descending(score, idx);
-    curves::auc_and_ap(score, idx, |i| y[i] > 0.5)
+/// `average_precision_score`; NaN without positives. `keys` as for [`roc_auc`].
+pub fn average_precision(score: &[f32], y: &[f32], keys: &mut Vec<u64>) -> f64 {
+    curves::sort_descending(score, keys);
+    curves::auc_and_ap(score, keys, |i| y[i] > 0.5)
         .1
         .unwrap_or(f64::NAN)
 }

@@ -63,6 +63,8 @@ impl SiteQuality {
     /// [`SiteQuality::with_capacity`] for the total; otherwise the vectors grow by doubling
     /// and [`SiteQuality::heap_bytes`] tells what they really hold.
     pub const BYTES_PER_POSITION: u64 = 4 + 4 + 1;
+    /// What [`SiteQuality::report`] allocates a position: its sort key.
+    pub const REPORT_BYTES_PER_POSITION: u64 = 8;
 
     /// An empty accumulator.
     pub fn new() -> Self {
@@ -89,10 +91,10 @@ impl SiteQuality {
             + self.heap.capacity() * 8) as u64
     }
 
-    /// Bytes [`SiteQuality::report`] allocates for the time of the call: one sort index of
-    /// 4 bytes a position, reused for both types.
+    /// Bytes [`SiteQuality::report`] allocates for the time of the call: one sort key a
+    /// position, reused for both types.
     pub fn report_bytes(&self) -> u64 {
-        self.labels.len() as u64 * 4
+        self.labels.len() as u64 * Self::REPORT_BYTES_PER_POSITION
     }
 
     /// Adds one gene: `scores[i]` (`[neither, acceptor, donor]`) is genomic position
@@ -152,17 +154,18 @@ impl SiteQuality {
     ///
     /// Heap: [`SiteQuality::report_bytes`] for the time of the call.
     pub fn report(&self) -> QualityReport {
-        let mut idx = Vec::new();
+        let mut keys = Vec::new();
         let mut quality = |scores: &[f32], counts: &Counts, bit: u8| {
             let is_site = |i: usize| self.labels[i] & bit != 0;
             // The body of `crate::eval::average_precision`, called on its parts so that the
             // labels need not be widened to an f32 column per type, and so that the same sort
             // also ranks the pooled top-k (its ties are in position order too).
-            curves::sort_descending(scores, &mut idx);
-            let (_, pr_auc) = curves::auc_and_ap(scores, &idx, is_site);
+            curves::sort_descending(scores, &mut keys);
+            let (_, pr_auc) = curves::auc_and_ap(scores, &keys, is_site);
             let k = counts.sites as usize;
-            let top_k =
-                (k > 0).then(|| idx[..k].iter().filter(|&&i| is_site(i as usize)).count() as f64 / k as f64);
+            let top_k = (k > 0).then(|| {
+                keys[..k].iter().filter(|&&i| is_site(curves::key_row(i))).count() as f64 / k as f64
+            });
             let ratio = |n: u64, d: u64| (d > 0).then(|| n as f64 / d as f64);
             let fn_ = counts.sites - counts.tp;
             TypeQuality {
@@ -189,9 +192,7 @@ impl SiteQuality {
 /// A key whose integer order is the ranking: score by [`f32::total_cmp`] in the high half,
 /// then the earlier row in the low half.
 fn rank_key(score: f32, row: usize) -> u64 {
-    let bits = score.to_bits();
-    let ordered = if bits >> 31 == 1 { !bits } else { bits | 1 << 31 };
-    (u64::from(ordered) << 32) | u64::from(u32::MAX - row as u32)
+    (u64::from(curves::order_bits(score)) << 32) | u64::from(u32::MAX - row as u32)
 }
 
 /// How many of the gene's `k` best rows of `channel` carry `bit`. A bounded min-heap keeps
@@ -394,7 +395,7 @@ mod tests {
             (q.donor.capacity(), q.acceptor.capacity(), q.labels.capacity()),
             (4, 4, 4)
         );
-        assert_eq!(q.report_bytes(), 16);
+        assert_eq!(q.report_bytes(), 4 * 8);
         let r = q.report();
         // No donor site: every donor figure is undefined but precision, which has no call
         // either.

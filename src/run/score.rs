@@ -226,11 +226,13 @@ pub fn fit_and_evaluate(ctx: &RunContext) -> anyhow::Result<ShiftReport> {
     ctx.stage("eval", |res| {
         let rows = crate::score::store::Manifest::read(&dir)?.map_or(0, |m| m.rows());
         let mut fit = ShiftFit::new(FIT_RADIUS, FIT_THRESHOLD);
-        // Every position's scores and label are held for the PR-AUC; the sort index of the
-        // report comes on top.
+        // Every position's scores and label are held for the PR-AUC; the sort keys of the
+        // report come on top.
         let mut held = res.new_empty();
         // (The per-gene top-k sorts a gene's sites: 64 KiB covers 8,000 of them.)
-        held.try_grow(SiteQuality::BYTES_PER_POSITION * rows + 8 * rows + (64 << 10))?;
+        held.try_grow(
+            (SiteQuality::BYTES_PER_POSITION + SiteQuality::REPORT_BYTES_PER_POSITION) * rows + (64 << 10),
+        )?;
         let mut before = SiteQuality::with_capacity(rows as usize);
         for_each_scored_gene(ctx, res, |gene, scores| {
             let sites = gene.sites();
